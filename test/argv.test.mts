@@ -1,0 +1,92 @@
+// Golden tests: the WHOLE argv of every container command, for podman and docker,
+// with the default config and a full one. A change to any flag must change a test here.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
+
+const B = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
+const FULL = parseConfig(JSON.stringify({ runtime: 'docker', images: { builder: 'reg.example/b@sha256:' + 'a'.repeat(64), server: 'reg.example/s:2' },
+  limits: { memory: '8g', cpus: 2.5, pids: 512, tmp: '1g' }, cgroupParent: 'pernosco.slice', capAdd: ['SYS_PTRACE'] }), 'full.json')
+const ctx = (rt: 'podman' | 'docker', over: Partial<Ctx> = {}): Ctx =>
+  ({ rt, cfg: parseConfig('{}', 'd'), rootless: false, uid: 1000, gid: 100, name: 'pernosco-builder-0123456789ab', seccomp: '/tmp/p/seccomp.json', ...over })
+
+// The confinement every container gets, spelled out literally for each runtime and user mapping.
+const HEAD = ['--name', 'pernosco-builder-0123456789ab', '--rm', '--network', 'none', '--cap-drop', 'ALL',
+  '--security-opt', 'no-new-privileges', '--security-opt', 'seccomp=/tmp/p/seccomp.json', '--security-opt', 'apparmor=unconfined',
+  '--read-only', '--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777,size=4g', '--init', '--hostname', 'pernosco', '--ipc', 'private',
+  '--memory', '16g', '--memory-swap', '16g', '--cpus', '4', '--pids-limit', '4096']
+const PODMAN_ROOTFUL = ['podman', 'create', ...HEAD, '--user', '1000:100', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
+const PODMAN_ROOTLESS = ['podman', 'create', ...HEAD, '--userns=keep-id', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
+const DOCKER = ['docker', 'create', ...HEAD, '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp']
+const TAIL = ['--mount', 'type=bind,src=/home/u/trace,dst=/trace', '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', B, 'on-prem', '/trace']
+
+test('builder, default config: podman rootful, podman rootless, docker', () => {
+  assert.deepEqual(builderArgv(ctx('podman'), '/home/u/trace', {}), [...PODMAN_ROOTFUL, ...TAIL])
+  assert.deepEqual(builderArgv(ctx('podman', { rootless: true }), '/home/u/trace', {}), [...PODMAN_ROOTLESS, ...TAIL])
+  assert.deepEqual(builderArgv(ctx('docker', { rootless: true }), '/home/u/trace', {}), [...DOCKER, ...TAIL], 'docker maps the user with --user even when not root')
+})
+
+test('builder, literal whole argv for docker with every option and the full config', () => {
+  assert.deepEqual(builderArgv(ctx('docker', { cfg: FULL }), '/t', { shards: 8, compression: 22, checkTrace: true, skipGdbAddIndex: true, rrLog: 'all:debug' }), [
+    'docker', 'create', '--name', 'pernosco-builder-0123456789ab', '--rm', '--network', 'none', '--cap-drop', 'ALL', '--cap-add', 'SYS_PTRACE',
+    '--security-opt', 'no-new-privileges', '--security-opt', 'seccomp=/tmp/p/seccomp.json', '--security-opt', 'apparmor=unconfined',
+    '--read-only', '--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777,size=1g', '--init', '--hostname', 'pernosco', '--ipc', 'private',
+    '--memory', '8g', '--memory-swap', '8g', '--cpus', '2.5', '--pids-limit', '512', '--cgroup-parent', 'pernosco.slice',
+    '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp', '--mount', 'type=bind,src=/t,dst=/trace',
+    '--env', 'RUST_BACKTRACE=full', '--env', 'RR_LOG=all:debug', '--env', 'RR_LOG_FILE=/trace/rr.log', '--env', 'PERNOSCO_ZSTD_COMPRESSION_LEVEL=22',
+    '--entrypoint', 'db_builder', 'reg.example/b@sha256:' + 'a'.repeat(64), '--shards', '8', '--check-trace', 'on-prem', '/trace', '--skip-gdb-add-index'])
+})
+
+test('builder, each option alone, both runtimes', () => {
+  const cases: [object, string[], string[]][] = [
+    [{ shards: 3 }, [], ['--shards', '3', 'on-prem', '/trace']],
+    [{ compression: 1 }, ['--env', 'PERNOSCO_ZSTD_COMPRESSION_LEVEL=1'], ['on-prem', '/trace']],
+    [{ checkTrace: true }, [], ['--check-trace', 'on-prem', '/trace']],
+    [{ skipGdbAddIndex: true }, [], ['on-prem', '/trace', '--skip-gdb-add-index']],
+    [{ rrLog: 'ReplaySession:debug' }, ['--env', 'RR_LOG=ReplaySession:debug', '--env', 'RR_LOG_FILE=/trace/rr.log'], ['on-prem', '/trace']],
+  ]
+  for (const [rt, head] of [['podman', PODMAN_ROOTFUL], ['docker', DOCKER]] as const)
+    for (const [o, env, args] of cases)
+      assert.deepEqual(builderArgv(ctx(rt), '/home/u/trace', o), [...head, '--mount', 'type=bind,src=/home/u/trace,dst=/trace',
+        '--env', 'RUST_BACKTRACE=full', ...env, '--entrypoint', 'db_builder', B, ...args], `${rt} ${JSON.stringify(o)}`)
+})
+
+test('record in a container: SYS_PTRACE only, trace dir the only mount, both runtimes', () => {
+  const tail = ['--mount', 'type=bind,src=/home/u/rr,dst=/trace', '--env', '_RR_TRACE_DIR=/trace', 'my/image:1', 'rr', 'record', './t', '--flag']
+  const withPtrace = (a: string[]) => a.flatMap(x => x === 'ALL' ? ['ALL', '--cap-add', 'SYS_PTRACE'] : [x])
+  assert.deepEqual(recordContainerArgv(ctx('podman'), '/home/u/rr', 'my/image:1', ['./t', '--flag']), [...withPtrace(PODMAN_ROOTFUL), ...tail])
+  assert.deepEqual(recordContainerArgv(ctx('docker', { cfg: { ...FULL, capAdd: ['NET_ADMIN'] } }), '/home/u/rr', 'my/image:1', ['./t', '--flag'])
+    .filter(a => a === 'NET_ADMIN'), [], 'config capAdd does not reach the recording container')
+  assert.deepEqual(recordContainerArgv(ctx('docker'), '/home/u/rr', 'my/image:1', ['./t', '--flag']), [...withPtrace(DOCKER), ...tail])
+})
+
+test('host commands: rr record, start, rm', () => {
+  assert.deepEqual(recordArgv(undefined, ['./t', 'a b']), ['rr', 'record', './t', 'a b'])
+  assert.deepEqual(recordArgv('/o', ['./t']), ['env', '_RR_TRACE_DIR=/o', 'rr', 'record', './t'])
+  assert.deepEqual(startArgv('podman', 'n'), ['podman', 'start', '--attach', 'n'])
+  assert.deepEqual(startArgv('docker', 'n'), ['docker', 'start', '--attach', 'n'])
+  assert.deepEqual(rmArgv('podman', 'n'), ['podman', 'rm', '--force', '--time', '0', 'n'])
+  assert.deepEqual(rmArgv('docker', 'n'), ['docker', 'rm', '--force', 'n'])
+})
+
+test('never: privileged, unconfined seccomp, host network/pid/ipc/userns, devices, 0.0.0.0', () => {
+  for (const rt of ['podman', 'docker'] as const) for (const rootless of [false, true]) {
+    const argv = builderArgv(ctx(rt, { rootless, cfg: FULL }), '/t', { shards: 2 }), a = argv.join(' ')
+    for (const bad of ['--privileged', '--pid', '--uts', '--device', '--publish', '-p', '--volume', '-v', 'host', '--userns=host', 'bash', 'chmod'])
+      assert.ok(!argv.includes(bad), `${rt}: ${bad}`)
+    for (const bad of ['seccomp=unconfined', '0.0.0.0', 'network host', 'ipc host', 'label=disable'])
+      assert.ok(!a.includes(bad), `${rt}: ${bad}`)
+  }
+})
+
+test('POLICY: one reason per flag, relaxations marked; SECCOMP denies escapes and allows debugger calls', () => {
+  for (const [why] of POLICY) assert.ok(why.length > 20 && why.endsWith('.'), why)
+  assert.ok(POLICY.filter(([why]) => why.includes('WEAKENS')).length >= 2)
+  assert.ok(Object.isFrozen(POLICY))
+  const p = JSON.parse(SECCOMP)
+  assert.equal(p.defaultAction, 'SCMP_ACT_ALLOW')
+  assert.deepEqual(p.syscalls, [{ names: [...SECCOMP_DENIED], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }])
+  for (const s of ['open_by_handle_at', 'kexec_load', 'init_module', 'finit_module', 'delete_module', 'bpf', 'keyctl', 'add_key', 'request_key',
+    'swapon', 'swapoff', 'reboot', 'settimeofday', 'clock_settime', 'acct', 'iopl', 'ioperm']) assert.ok(SECCOMP_DENIED.includes(s), s)
+  for (const s of ['ptrace', 'mount', 'unshare', 'userfaultfd', 'perf_event_open', 'clone', 'pivot_root']) assert.ok(!SECCOMP_DENIED.includes(s), s)
+})

@@ -1,0 +1,221 @@
+// The CLI in-process on a fake host: rejected inputs, dry-run, -x, exit codes, signals,
+// and the host-side writes of package-build.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { main, SOURCES_FALLBACK, LIBTHREAD_DB } from '../pernosco.mts'
+import { fakeSys, tmpdir, traceDir } from './helpers.mts'
+
+const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
+
+// [name, args (TRACE/CFG/DIR substituted), expected message, setup(trace, dir), fake host options]
+type Case = [string, string[], RegExp, ((t: string, d: string) => void)?, Parameters<typeof fakeSys>[0]?]
+const cfg = (json: string) => (_t: string, d: string) => fs.writeFileSync(path.join(d, 'c.json'), json)
+const mk = (name: string) => (_t: string, d: string) => fs.mkdirSync(path.join(d, name))
+const REJECTED: Case[] = [
+  ['config: unknown runtime', ['only-build', 'TRACE', '--config', 'CFG'], /config .*c\.json: \/runtime must be equal to one of the allowed values/, cfg('{"runtime":"lxc"}')],
+  ['config: unknown field', ['only-build', 'TRACE', '--config', 'CFG'], /: \/ must NOT have additional properties: "network"/, cfg('{"network":"host"}')],
+  ['config: nested unknown field', ['only-build', 'TRACE', '--config', 'CFG'], /\/images must NOT have additional properties: "extra"/, cfg('{"images":{"extra":"x"}}')],
+  ['config: empty image', ['only-build', 'TRACE', '--config', 'CFG'], /\/images\/builder must NOT have fewer than 1 characters/, cfg('{"images":{"builder":""}}')],
+  ['config: image with a space', ['only-build', 'TRACE', '--config', 'CFG'], /\/images\/server must match pattern/, cfg('{"images":{"server":"a b"}}')],
+  ['config: pids not an integer', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/pids must be integer/, cfg('{"limits":{"pids":"many"}}')],
+  ['config: pids too low', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/pids must be >= 16/, cfg('{"limits":{"pids":1}}')],
+  ['config: negative memory', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/memory must match pattern/, cfg('{"limits":{"memory":"-1"}}')],
+  ['config: zero cpus', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/cpus must be > 0/, cfg('{"limits":{"cpus":0}}')],
+  ['config: lowercase capability', ['only-build', 'TRACE', '--config', 'CFG'], /\/capAdd\/0 must match pattern/, cfg('{"capAdd":["sys_admin"]}')],
+  ['config: capAdd not a list', ['only-build', 'TRACE', '--config', 'CFG'], /\/capAdd must be array/, cfg('{"capAdd":"ALL"}')],
+  ['config: cgroupParent with a comma', ['only-build', 'TRACE', '--config', 'CFG'], /\/cgroupParent must match pattern/, cfg('{"cgroupParent":"a,b"}')],
+  ['config: not JSON', ['only-build', 'TRACE', '--config', 'CFG'], /config .*c\.json: not JSON/, cfg('{runtime: podman}')],
+  ['config: top level not an object', ['only-build', 'TRACE', '--config', 'CFG'], /config .*: \/ must be object/, cfg('[]')],
+  ['config: missing file', ['only-build', 'TRACE', '--config', 'DIR/nope.json'], /config .*nope\.json: cannot read it/],
+  ['path: relative', ['only-build', 'trace'], /trace: "trace" is relative; give an absolute path/],
+  ['path: missing', ['only-build', 'DIR/missing'], /trace: .*missing does not exist/],
+  ['path: a file, not a directory', ['only-build', 'DIR/f'], /trace: .*\/f is not a directory/, (_t, d) => fs.writeFileSync(path.join(d, 'f'), '')],
+  ['path: comma (mount option injection)', ['only-build', 'DIR/t,readonly=false'], /contains , " = : or a control character/, mk('t,readonly=false')],
+  ['path: colon', ['only-build', 'DIR/a:b'], /contains , " = : or a control character/, mk('a:b')],
+  ['path: equals sign', ['only-build', 'DIR/a=b'], /contains , " = : or a control character/, mk('a=b')],
+  ['path: double quote', ['only-build', 'DIR/a"b'], /contains , " = : or a control character/, mk('a"b')],
+  ['path: newline', ['only-build', 'DIR/a\nb'], /contains , " = : or a control character/, mk('a\nb')],
+  ['path: symlink to a bad name', ['only-build', 'DIR/ok'], /contains , " = : or a control character/, (_t, d) => { mk('x,y')(_t, d); fs.symlinkSync(path.join(d, 'x,y'), path.join(d, 'ok')) }],
+  ['record --output relative', ['record', '--output', 'out', '--', './t'], /--output: "out" is relative/],
+  ['trace entry symlink: sources.fallback', ['package-build', 'TRACE', '--skip-rr'], /sources\.fallback is a symlink; refusing to write through it/, t => fs.symlinkSync('/etc/passwd', path.join(t, 'sources.fallback'))],
+  ['trace entry symlink: files.system-debuginfo', ['build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is a symlink/, (t, d) => fs.symlinkSync(d, path.join(t, 'files.system-debuginfo'))],
+  ['trace entry symlink: libthread_db.so', ['package-build', 'TRACE', '--skip-rr'], /libthread_db\.so is a symlink/, t => { fs.mkdirSync(path.join(t, 'files.system-debuginfo')); fs.symlinkSync('/etc/shadow', path.join(t, 'files.system-debuginfo/libthread_db.so')) }],
+  ['trace entry not a directory: files.system-debuginfo', ['package-build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is not a directory/, t => fs.writeFileSync(path.join(t, 'files.system-debuginfo'), '')],
+  ['compression level 0', ['only-build', 'TRACE', '--compression-level', '0'], /--compression-level must be an integer from 1 to 22, not "0"/],
+  ['compression level 23', ['only-build', 'TRACE', '--compression-level', '23'], /--compression-level must be an integer from 1 to 22, not "23"/],
+  ['compression level 1e1', ['build', 'TRACE', '--skip-rr', '--compression-level', '1e1'], /--compression-level must be an integer from 1 to 22, not "1e1"/],
+  ['shards not numeric', ['only-build', 'TRACE', '--shards', 'abc'], /--shards must be an integer from 1 to 1024, not "abc"/],
+  ['shards zero', ['only-build', 'TRACE', '--shards', '0'], /--shards must be an integer from 1 to 1024, not "0"/],
+  ['shards missing value', ['only-build', 'TRACE', '--shards'], /--shards must be an integer from 1 to 1024, not ""/],
+  ['unknown command', ['frobnicate'], /unknown command "frobnicate"; see --help/],
+  ['no command', [], /Usage: npx zx pernosco\.mts COMMAND/],
+  ['unknown option', ['only-build', 'TRACE', '--network', 'host'], /unknown option --network; see --help/],
+  ['option of another command', ['record', '--shards', '2', '--', './t'], /unknown option --shards/],
+  ['record without --', ['record', './my-test'], /record: give the command after --/],
+  ['record with nothing after --', ['record', '--'], /record: give the command after --/],
+  ['record with perf_event_paranoid 2', ['record', '--', './t'], /perf_event_paranoid <= 1 \(it is 2\): sudo sysctl kernel\.perf_event_paranoid=1/, undefined, { paranoid: '2' }],
+  ['record: rr not on PATH', ['record', '--', './t'], /rr is not on PATH: install rr/, undefined, { path: ['podman'] }],
+  ['build: rr not on PATH', ['build', 'TRACE'], /rr is not on PATH: install rr .* or pass --skip-rr/, undefined, { path: ['podman'] }],
+  ['runtime not on PATH', ['only-build', 'TRACE', '--runtime', 'docker'], /docker is not on PATH: install it, or choose the other with --runtime/, undefined, { path: ['podman'] }],
+  ['unknown runtime flag', ['only-build', 'TRACE', '--runtime', 'lxc'], /--runtime must be podman or docker, not "lxc"/],
+]
+
+test(`${REJECTED.length} rejected inputs: message, exit 2, nothing run`, async t => {
+  assert.ok(REJECTED.length >= 25)
+  for (const [name, args, msg, setup, host] of REJECTED) await t.test(name, async () => {
+    const f = fakeSys(host), trace = traceDir(), dir = tmpdir()
+    setup?.(trace, dir)
+    const argv = args.map(a => a.replace('TRACE', trace).replace('CFG', path.join(dir, 'c.json')).replace('DIR', dir))
+    assert.equal(await main(argv, f.sys), 2)
+    assert.match(f.err.join('\n'), msg)
+    assert.equal(f.err.length, 1, 'one line')
+    assert.deepEqual(f.calls, [], 'no command ran')
+  })
+})
+
+test('dry-run prints every command, pasteable, and runs none', async () => {
+  const f = fakeSys(), t = traceDir(), d = tmpdir()
+  fs.writeFileSync(path.join(d, 'pernosco.json'), IMG)
+  f.sys.cwd = d
+  assert.equal(await main(['build', t, '--dry-run', '--shards', '2', '--runtime', 'docker'], f.sys), 0)
+  assert.deepEqual(f.calls, [])
+  const seccomp = f.out.find(l => l.startsWith('# seccomp'))!.replace('# seccomp profile written to ', '')
+  assert.match(seccomp, /^\/tmp\/pernosco-\w+\/seccomp\.json$/)
+  assert.equal(JSON.parse(fs.readFileSync(seccomp, 'utf8')).defaultAction, 'SCMP_ACT_ALLOW')
+  fs.rmSync(path.dirname(seccomp), { recursive: true })
+  const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-builder-[0-9a-f]{12}) /)![1]
+  const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
+  assert.deepEqual(f.out, [`rr pack ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
+    `# would write ${t}/sources.fallback`, `# seccomp profile written to ${seccomp}`,
+    `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --cpus 4 --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
+    `docker start --attach ${name}`, `docker rm --force ${name}`])
+  assert.ok(!fs.existsSync(path.join(t, 'sources.fallback')), 'dry run writes nothing into the trace')
+})
+
+test('dry-run quotes what a shell would split', async () => {
+  const f = fakeSys()
+  assert.equal(await main(['record', '--dry-run', '--', './my test', "it's", '$HOME'], f.sys), 0)
+  assert.deepEqual(f.out, [`rr record './my test' 'it'\\''s' '$HOME'`])
+})
+
+test('-x echoes each command to stderr as it runs; exit code is the command\'s', async () => {
+  const f = fakeSys({ answer: a => ({ code: a.includes('record') ? 7 : 0, out: '' }) }), o = tmpdir()
+  assert.equal(await main(['-x', 'record', '--output', o, '--', './t'], f.sys), 7)
+  assert.deepEqual(f.calls, [['env', `_RR_TRACE_DIR=${o}`, 'rr', 'record', './t']])
+  assert.deepEqual(f.err, [`+ env _RR_TRACE_DIR=${o} rr record ./t`])
+})
+
+test('only-build: create, start, rm in order; the container\'s exit code is ours; temp dir removed', async () => {
+  const f = fakeSys({ answer: a => ({ code: a[1] === 'start' ? 42 : 0, out: '' }) }), t = traceDir()
+  assert.equal(await main(['only-build', t, '--runtime', 'podman'], f.sys), 42)
+  assert.deepEqual(f.calls.map(c => c.slice(0, 2)), [['podman', 'create'], ['podman', 'start'], ['podman', 'rm']])
+  const name = f.calls[1][3], seccomp = f.calls[0][f.calls[0].indexOf('--security-opt', 10) + 1].slice(8)
+  assert.deepEqual(f.calls.slice(1), [['podman', 'start', '--attach', name], ['podman', 'rm', '--force', '--time', '0', name]])
+  assert.ok(f.calls[0].includes('--userns=keep-id'), 'uid 1000 with podman is rootless')
+  assert.ok(!fs.existsSync(path.dirname(seccomp)), 'private dir removed')
+})
+
+test('a failed create is reported with its code and nothing is started', async () => {
+  const f = fakeSys({ answer: a => ({ code: a[1] === 'create' ? 125 : 0, out: '' }) })
+  assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 125)
+  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'rm'])
+})
+
+test('Ctrl-C / SIGTERM during start: container removed, exit 130', async () => {
+  let f = fakeSys()
+  f = fakeSys({ answer: a => { if (a[1] === 'start') f.fire(); return { code: a[1] === 'start' ? 137 : 0, out: '' } } })
+  assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 130)
+  const name = f.calls[1][3]
+  assert.deepEqual(f.calls.slice(1), [['docker', 'start', '--attach', name], ['docker', 'rm', '--force', name], ['docker', 'rm', '--force', name]])
+  f.fire() // the handler is gone after the run: nothing more happens
+  assert.equal(f.calls.length, 4)
+})
+
+test('a signal during create: never started', async () => {
+  let f = fakeSys()
+  f = fakeSys({ answer: a => { if (a[1] === 'create') f.fire(); return { code: 0, out: '' } } })
+  assert.equal(await main(['only-build', traceDir(), '--runtime', 'podman'], f.sys), 130)
+  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'rm', 'rm'])
+})
+
+test('package-build writes libthread_db.so and sources.fallback without following links, keeps an existing fallback', async () => {
+  const f = fakeSys(), t = traceDir()
+  assert.equal(await main(['package-build', t], f.sys), 0)
+  assert.deepEqual(f.calls, [['rr', 'pack', t]])
+  assert.equal(fs.readFileSync(path.join(t, 'sources.fallback'), 'utf8'), SOURCES_FALLBACK)
+  const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
+  if (lib) {
+    const dest = path.join(t, 'files.system-debuginfo/libthread_db.so')
+    assert.deepEqual(fs.readFileSync(dest), fs.readFileSync(lib))
+    assert.equal(fs.statSync(dest).mode & 0o777, 0o555)
+  }
+  fs.writeFileSync(path.join(t, 'sources.fallback'), '[]')
+  assert.equal(await main(['package-build', t], f.sys), 0, 'second run replaces the library, keeps the fallback')
+  assert.equal(fs.readFileSync(path.join(t, 'sources.fallback'), 'utf8'), '[]')
+})
+
+test('rr pack failing stops the build with its code', async () => {
+  const f = fakeSys({ answer: a => ({ code: a[0] === 'rr' ? 3 : 0, out: '' }) })
+  assert.equal(await main(['build', traceDir()], f.sys), 3)
+  assert.equal(f.calls.length, 1)
+})
+
+test('trace default is rr\'s latest-trace, under $_RR_TRACE_DIR or ~/.local/share/rr', async () => {
+  const f = fakeSys(), rr = tmpdir()
+  fs.symlinkSync(traceDir(), path.join(rr, 'latest-trace'))
+  f.sys.env._RR_TRACE_DIR = rr
+  assert.equal(await main(['package-build', '--skip-rr', '--dry-run'], f.sys), 0)
+  assert.match(f.out.at(-1)!, /trace\/sources\.fallback$/, 'the link is resolved to the real trace')
+  const g = fakeSys()
+  assert.equal(await main(['only-build', '--dry-run'], g.sys), 2)
+  assert.match(g.err[0], /trace: .*home\/\.local\/share\/rr\/latest-trace does not exist/)
+})
+
+test('record in a container: default trace dir, SYS_PTRACE, create/start/rm', async () => {
+  const f = fakeSys(), rr = tmpdir()
+  f.sys.env._RR_TRACE_DIR = rr
+  assert.equal(await main(['record', '--container', 'my/img:1', '--runtime', 'docker', '--', './t'], f.sys), 0)
+  assert.deepEqual(f.calls[0].slice(-8), ['--mount', `type=bind,src=${rr},dst=/trace`, '--env', '_RR_TRACE_DIR=/trace', 'my/img:1', 'rr', 'record', './t'])
+  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'start', 'rm'])
+  const g = fakeSys({ path: [] })
+  assert.equal(await main(['record', '--container', 'i', '--output', rr, '--', './t'], g.sys), 2, 'neither runtime installed')
+  assert.match(g.err[0], /docker is not on PATH/)
+})
+
+test('config file: pernosco.json in the current directory, --config overrides it, flags override both', async () => {
+  const f = fakeSys(), d = tmpdir(), t = traceDir()
+  fs.writeFileSync(path.join(d, 'pernosco.json'), '{"runtime":"docker","images":{"builder":"localhost/from-cwd:1"}}')
+  fs.writeFileSync(path.join(d, 'other.json'), '{"runtime":"docker","images":{"builder":"localhost/from-flag:1"}}')
+  f.sys.cwd = d
+  await main(['only-build', t], f.sys)
+  await main(['only-build', t, '--config', path.join(d, 'other.json')], f.sys)
+  await main(['--runtime', 'podman', 'only-build', t], f.sys)
+  const creates = f.calls.filter(c => c[1] === 'create')
+  assert.deepEqual(creates.map(c => [c[0], c.at(-3)]), [['docker', 'localhost/from-cwd:1'], ['docker', 'localhost/from-flag:1'], ['podman', 'localhost/from-cwd:1']])
+})
+
+test('help, per-command help, version, NO_COLOR', async () => {
+  const f = fakeSys()
+  assert.equal(await main(['--help'], f.sys), 0)
+  assert.match(f.out[0], /^Usage: npx zx pernosco\.mts COMMAND/)
+  for (const c of ['record', 'build', 'package-build', 'only-build']) assert.match(f.out[0], new RegExp(`\\n  ${c} `))
+  assert.equal(await main(['build', '--help'], f.sys), 0)
+  assert.ok(f.out[1].includes('  build [TRACE]') && !f.out[1].includes('record'))
+  assert.equal(await main(['--version'], f.sys), 0)
+  assert.match(f.out[2], /^\d+\.\d+\.\d+$/)
+  f.sys.env.NO_COLOR = '1'
+  await main(['nope'], f.sys)
+  assert.equal(f.err[0], 'pernosco: unknown command "nope"; see --help', 'no escape codes')
+})
+
+test('runtime default: podman when on PATH, else docker', async () => {
+  const f = fakeSys({ path: ['docker'] })
+  await main(['only-build', traceDir()], f.sys)
+  assert.equal(f.calls[0][0], 'docker')
+  const g = fakeSys({ path: ['podman', 'docker'], uid: 0 })
+  await main(['only-build', traceDir()], g.sys)
+  assert.equal(g.calls[0][0], 'podman')
+  assert.ok(g.calls[0].includes('--user') && g.calls[0].includes('0:0'), 'root: rootful podman maps with --user')
+})

@@ -1,0 +1,43 @@
+// Shared test helpers: a fake host (Sys) that records every command instead of running it.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { Result, Sys } from '../pernosco.mts'
+
+export const ROOT = path.resolve(import.meta.dirname, '..')
+
+/** A fresh temp dir, removed by the caller's cleanup list. */
+export function tmpdir(prefix = 'pmts-test-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }))
+  return d
+}
+const cleanups: (() => void)[] = []
+process.on('exit', () => { for (const c of cleanups) try { c() } catch { /* best effort */ } })
+
+export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[]; fire(): void; dir: string }
+
+/** A host with podman, docker and rr on PATH, perf_event_paranoid = paranoid, and answers per argv[1]. */
+export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv: readonly string[]) => Result; path?: string[] } = {}): Fake {
+  const dir = tmpdir(), bin = path.join(dir, 'bin'), proc = path.join(dir, 'proc')
+  fs.mkdirSync(bin); fs.mkdirSync(path.join(proc, 'sys/kernel'), { recursive: true })
+  for (const b of opts.path ?? ['podman', 'docker', 'rr']) fs.writeFileSync(path.join(bin, b), '')
+  fs.writeFileSync(path.join(proc, 'sys/kernel/perf_event_paranoid'), (opts.paranoid ?? '1') + '\n')
+  const calls: string[][] = [], out: string[] = [], err: string[] = []
+  let sig: (() => void) | undefined
+  const sys: Sys = {
+    env: { PATH: bin, HOME: path.join(dir, 'home') }, uid: opts.uid ?? 1000, gid: opts.uid ?? 1000, cwd: dir, proc,
+    run: async argv => { calls.push([...argv]); return opts.answer?.(argv) ?? { code: 0, out: '' } },
+    out: l => { out.push(l); const m = /^# seccomp profile written to (.*)\/seccomp\.json$/.exec(l); if (m) cleanups.push(() => fs.rmSync(m[1], { recursive: true, force: true })) },
+    err: l => { err.push(l) },
+    onSignal: f => { sig = f; return () => { sig = undefined } },
+  }
+  return { sys, calls, out, err, fire: () => sig?.(), dir }
+}
+
+/** A trace directory with a couple of files in it. */
+export function traceDir(): string {
+  const t = path.join(tmpdir(), 'trace')
+  fs.mkdirSync(t); fs.writeFileSync(path.join(t, 'version'), '85\n')
+  return t
+}

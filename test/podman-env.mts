@@ -1,0 +1,44 @@
+// Real-podman test setup: machine quirks live here, never in pernosco.mts's flags.
+// (These VMs: crun fails on hybrid cgroups, RLIMIT_NOFILE cannot be raised.)
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { ROOT, tmpdir } from './helpers.mts'
+
+export const HAVE_PODMAN = spawnSync('podman', ['--version']).status === 0
+export const BUILDER_IMAGE = 'localhost/pernosco-test-builder:1'
+
+let confDir: string | undefined
+/** The environment for podman and the wrapper: quirks file, stand-in rr first on PATH. */
+export function podmanEnv(): NodeJS.ProcessEnv {
+  confDir ??= tmpdir('pmts-conf-')
+  const conf = path.join(confDir, 'containers.conf'), bin = path.join(confDir, 'bin')
+  if (!fs.existsSync(conf)) {
+    fs.writeFileSync(conf, '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n')
+    fs.mkdirSync(bin); fs.copyFileSync(path.join(ROOT, 'test/fixtures/rr'), path.join(bin, 'rr')); fs.chmodSync(path.join(bin, 'rr'), 0o755)
+  }
+  return { ...process.env, CONTAINERS_CONF: conf, PATH: `${bin}:${process.env.PATH}`, RR_STANDIN_LOG: path.join(confDir, 'rr.log'), NO_COLOR: '1' }
+}
+export const rrLog = () => { const f = podmanEnv().RR_STANDIN_LOG!; return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '' }
+
+export function podman(...args: string[]) {
+  const p = spawnSync('podman', args, { env: podmanEnv(), encoding: 'utf8' })
+  if (p.status !== 0) throw new Error(`podman ${args.join(' ')}: ${p.stderr}`)
+  return p.stdout
+}
+
+/** A busybox-static rootfs with extra files, imported as a local image (no registry). */
+export function importImage(tag: string, files: Record<string, string>, change: string[] = []) {
+  const root = tmpdir('pmts-root-')
+  for (const d of ['bin', 'tmp', 'trace', 'usr/local/bin', 'proc', 'dev', 'etc']) fs.mkdirSync(path.join(root, d), { recursive: true })
+  fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox')); fs.chmodSync(path.join(root, 'bin/busybox'), 0o755)
+  for (const c of spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean))
+    if (c !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', c))
+  for (const [f, src] of Object.entries(files)) { fs.copyFileSync(src, path.join(root, f)); fs.chmodSync(path.join(root, f), 0o755) }
+  const tar = path.join(tmpdir('pmts-tar-'), 'root.tar')
+  if (spawnSync('tar', ['-C', root, '-cf', tar, '.']).status !== 0) throw new Error('tar failed')
+  podman('import', '--change', 'ENV PATH=/usr/local/bin:/bin', ...change.flatMap(c => ['--change', c]), tar, tag)
+}
+
+export const pernoscoContainers = () => podman('ps', '-a', '--format', '{{.Names}}').split('\n').filter(n => n.startsWith('pernosco-'))
+export const WRAPPER = [process.execPath, '--import', 'tsx', path.join(ROOT, 'pernosco.mts')]
