@@ -23,6 +23,9 @@
 
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
+import https from 'node:https'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
@@ -37,6 +40,7 @@ export type Runtime = 'podman' | 'docker'
 export interface Config {
   runtime?: Runtime; images: { builder: string; server: string }; cgroupParent?: string; capAdd: string[]
   limits: { memory: string; cpus: number; pids: number; tmp: string }
+  serve: { hosts: string[]; tls?: { cert: string; key: string }; allowInsecureRemote: boolean }
 }
 /** What one container run is built from. Facts about the host are passed in, never read. */
 export interface Ctx { rt: Runtime; cfg: Config; rootless: boolean; uid: number; gid: number; name: string; seccomp: string }
@@ -111,13 +115,15 @@ export function parseConfig(text: string, file: string): Config {
 
 // ---- Builders: pure functions from (ctx, options) to argv arrays. ----
 const confinement = (c: Ctx) => POLICY.flatMap(([, flags]) => flags(c))
-export const bindMount = (src: string, dst: string, ro = false) => ['--mount', `type=bind,src=${src},dst=${dst}${ro ? ',readonly' : ''}`]
+/** A bind mount without submounts (so read-only is recursively read-only), podman also nosuid,nodev. */
+export const bindMount = (rt: Runtime, src: string, dst: string, ro = false) =>
+  ['--mount', `type=bind,src=${src},dst=${dst},${rt === 'podman' ? 'bind-nonrecursive,nosuid,nodev' : 'bind-nonrecursive=true'}${ro ? ',readonly' : ''}`]
 export const envFlags = (env: Record<string, string | undefined>) => Object.entries(env).flatMap(([k, v]) => v === undefined ? [] : ['--env', `${k}=${v}`])
 
 export interface BuildOpts { shards?: number; compression?: number; checkTrace?: boolean; skipGdbAddIndex?: boolean; rrLog?: string }
 /** The db builder: the trace dir is its only mount. No `--empty-umask`: files keep your umask. */
 export function builderArgv(c: Ctx, trace: string, o: BuildOpts): string[] {
-  return [c.rt, 'create', ...confinement(c), ...bindMount(trace, '/trace'),
+  return [c.rt, 'create', ...confinement(c), ...bindMount(c.rt, trace, '/trace'),
     ...envFlags({ RUST_BACKTRACE: 'full', RR_LOG: o.rrLog, RR_LOG_FILE: o.rrLog && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: o.compression?.toString() }),
     '--entrypoint', 'db_builder', c.cfg.images.builder,
     ...(o.shards ? ['--shards', String(o.shards)] : []), ...(o.checkTrace ? ['--check-trace'] : []), 'on-prem', '/trace',
@@ -127,11 +133,22 @@ export function builderArgv(c: Ctx, trace: string, o: BuildOpts): string[] {
 /** rr record in the user's own image: the same confinement plus SYS_PTRACE; the trace dir is its only mount. */
 export function recordContainerArgv(c: Ctx, out: string, image: string, cmd: string[]): string[] {
   const cc = { ...c, cfg: { ...c.cfg, capAdd: ['SYS_PTRACE'] } }
-  return [c.rt, 'create', ...confinement(cc), ...bindMount(out, '/trace'), ...envFlags({ _RR_TRACE_DIR: '/trace' }), image, 'rr', 'record', ...cmd]
+  return [c.rt, 'create', ...confinement(cc), ...bindMount(c.rt, out, '/trace'), ...envFlags({ _RR_TRACE_DIR: '/trace' }), image, 'rr', 'record', ...cmd]
 }
 
 /** rr record on the host; `env` sets rr's own trace-dir variable only when --output is given. */
 export const recordArgv = (out: string | undefined, cmd: string[]) => [...(out ? ['env', `_RR_TRACE_DIR=${out}`] : []), 'rr', 'record', ...cmd]
+/** The app server: trace and sources read-only, storage read-write, still no network: see serve(). */
+export function serverArgv(c: Ctx, trace: string, storage: string | undefined, sources: [from: string, to: string][]): string[] {
+  return [c.rt, 'create', ...confinement(c), ...bindMount(c.rt, trace, '/pernosco/database', true),
+    ...storage ? bindMount(c.rt, storage, '/pernosco/storage') : [], ...sources.flatMap(([from, to]) => bindMount(c.rt, to, `/sources${from}`, true)),
+    ...envFlags({ RUST_BACKTRACE: 'full', PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS: '0' }), c.cfg.images.server, '--empty-umask', '--standalone', '--host', '0.0.0.0',
+    ...storage ? ['--app-storage', '/pernosco/storage'] : [], ...sources.length ? ['--serve-sources', '/sources'] : []]
+}
+/** The bridge runs this file inside the server's network namespace (rootless podman: via its user namespace). */
+export const bridgeArgv = (rt: Runtime, rootless: boolean, pid: string, node: string[]) =>
+  [...rt === 'podman' && rootless ? ['podman', 'unshare'] : [], 'nsenter', '--target', pid, '--net', ...node, SELF, '__bridge']
+export const pidArgv = (rt: Runtime, name: string) => [rt, 'inspect', '--format', '{{.State.Pid}}', name]
 export const startArgv = (rt: Runtime, name: string) => [rt, 'start', '--attach', name]
 export const rmArgv = (rt: Runtime, name: string) => rt === 'podman' ? [rt, 'rm', '--force', '--time', '0', name] : [rt, 'rm', '--force', name]
 
@@ -141,7 +158,10 @@ export interface Sys {
   env: NodeJS.ProcessEnv; uid: number; gid: number; cwd: string; proc: string
   run(argv: readonly string[], capture?: boolean): Promise<Result>
   out(line: string): void; err(line: string): void; onSignal(f: () => void): () => void
+  bridge(argv: readonly string[]): Bridge
 }
+/** Opens TCP connections to the server's port 3000 inside its network namespace. */
+export interface Bridge { ready: Promise<void>; open(cb: (e: Error | null, s?: net.Socket) => void): void; close(): void }
 export const realSys = (): Sys => ({
   env: process.env, uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), proc: '/proc',
   run: (argv, capture) => new Promise(res => {
@@ -153,16 +173,37 @@ export const realSys = (): Sys => ({
   }),
   out: l => { process.stdout.write(l + '\n') }, err: l => { process.stderr.write(l + '\n') },
   onSignal: f => { process.on('SIGINT', f); process.on('SIGTERM', f); return () => { process.off('SIGINT', f); process.off('SIGTERM', f) } },
+  bridge: argv => {
+    // The child only connects and hands each socket over the IPC channel (fd passing): it never touches the data.
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), waiting = new Map<number, (e: Error | null, s?: net.Socket) => void>()
+    let id = 0
+    const ready = new Promise<void>((ok, no) => { child.once('message', ok); child.once('exit', () => no(new UserError("the bridge could not enter the server's network namespace: "
+      + 'run as root (docker, rootful podman), or use rootless podman; there is no fallback to a container network'))) })
+    child.on('message', (m: { id: number; error?: string }, s?: net.Socket) => { waiting.get(m.id)?.(m.error ? new Error(m.error) : null, s); waiting.delete(m.id) })
+    child.on('exit', () => { for (const cb of waiting.values()) cb(new Error('bridge exited')); waiting.clear() })
+    return { ready, open: cb => { waiting.set(++id, cb); if (!child.send({ id })) cb(new Error('bridge gone')) }, close: () => { child.kill() } }
+  },
 })
+
+/** Inside the server's network namespace: connect to port 3000 for each request, pass the socket back. */
+function bridgeMain() {
+  process.on('message', ({ id }: { id: number }) => {
+    const s = net.connect(3000, '127.0.0.1')
+    s.once('connect', () => process.send!({ id }, s)).once('error', e => process.send!({ id, error: e.message }))
+  })
+  process.on('disconnect', () => process.exit(0))
+  process.send!('ready')
+}
 
 /** Shell-quote for display, so --dry-run and -x print pasteable commands. */
 export const quote = (argv: readonly string[]) => argv.map(a => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
 
 /** One invocation: its config, runtime, options and the host it runs on. */
-export interface Run { sys: Sys; cfg: Config; rt: Runtime; dry: boolean; echo: boolean; o: minimist.ParsedArgs; interrupted: boolean }
+export interface Run { sys: Sys; cfg: Config; rt: Runtime; dry: boolean; echo: boolean; o: minimist.ParsedArgs; interrupted: boolean; ended?: boolean }
 
+const show = (r: Run, argv: readonly string[]) => { if (r.dry || r.echo) (r.dry ? r.sys.out : r.sys.err)((r.dry ? '' : '+ ') + quote(argv)) }
 async function exec(r: Run, argv: readonly string[], capture = false): Promise<Result> {
-  if (r.dry || r.echo) (r.dry ? r.sys.out : r.sys.err)((r.dry ? '' : '+ ') + quote(argv))
+  show(r, argv)
   return r.dry ? { code: 0, out: '' } : r.sys.run(argv, capture)
 }
 const onPath = (env: NodeJS.ProcessEnv, bin: string) => (env.PATH ?? '').split(':').some(d => d && fs.existsSync(path.join(d, bin)))
@@ -175,19 +216,22 @@ function privateDir(r: Run): { dir: string; seccomp: string; done(): void } {
   return { dir, seccomp, done: () => { if (!r.dry) fs.rmSync(dir, { recursive: true, force: true }) } }
 }
 
-/** create → start --attach → rm, with Ctrl-C/SIGTERM removing the container. Returns its exit code. */
-async function runContainer(r: Run, kind: string, build: (c: Ctx) => string[]): Promise<number> {
+/** create → start --attach (while `during` sets up what talks to it) → rm; a signal removes the container. */
+async function runContainer(r: Run, kind: string, build: (c: Ctx) => string[], during?: (name: string, c: Ctx) => Promise<() => void>): Promise<number> {
   if (!r.dry && !onPath(r.sys.env, r.rt)) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
   const tmp = privateDir(r), name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
   const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: r.sys.uid !== 0, uid: r.sys.uid, gid: r.sys.gid, name, seccomp: tmp.seccomp }
   const off = r.sys.onSignal(() => { r.interrupted = true; void r.sys.run(rmArgv(r.rt, name), true) })
+  let stop = () => {}
   try {
     const created = await exec(r, build(c), true)
     if (created.code || r.interrupted) return r.interrupted ? 130 : created.code
-    const { code } = await exec(r, startArgv(r.rt, name))
+    const started = exec(r, startArgv(r.rt, name)).finally(() => { r.ended = true })
+    if (during) stop = await during(name, c).catch(async e => { await r.sys.run(rmArgv(r.rt, name), true); throw e })
+    const { code } = await started
     return r.interrupted ? 130 : code
   } finally {
-    await exec(r, rmArgv(r.rt, name), true)
+    stop(); await exec(r, rmArgv(r.rt, name), true)
     off(); tmp.done()
   }
 }
@@ -250,6 +294,115 @@ async function record(r: Run): Promise<number> {
   return (await exec(r, recordArgv(out, cmd))).code
 }
 
+// ---- Serve: the wrapper's own proxy is the only way in, and it forces the browser-side policy. ----
+// Same-origin CSP on every response, whatever the server sent; nothing reports anywhere. The UI runs in a sandboxed
+// iframe of a shell page on a second port (another origin), whose frame-src stops the UI navigating itself elsewhere.
+export const CSP = ["default-src 'self'", "connect-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'", "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:", "font-src 'self' data:", "media-src 'self' blob:", "worker-src 'self' blob:", "child-src 'self' blob:", "frame-src 'self'",
+  "manifest-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'", "webrtc 'block'", 'sandbox allow-scripts allow-same-origin allow-forms allow-downloads']
+export const PERMISSIONS = 'accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), hid=(), microphone=(), midi=(), payment=(), publickey-credentials-get=(), serial=(), usb=()'
+export const forcedHeaders = (csp: string, allow = '') => ({ 'content-security-policy': csp, 'connection-allowlist': `(response-origin${allow});webrtc=block`,
+  'x-dns-prefetch-control': 'off', 'referrer-policy': 'no-referrer', 'x-content-type-options': 'nosniff', 'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin', 'permissions-policy': PERMISSIONS })
+/** Backend response headers that pass; all others (CSP, Link, Refresh, Set-Cookie, Report-To, CORS...) are dropped. */
+export const KEEP_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-range', 'accept-ranges', 'etag', 'last-modified', 'cache-control', 'expires', 'date', 'vary']
+const HOP = ['connection', 'keep-alive', 'upgrade', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding']
+
+export function responseHeaders(h: http.IncomingHttpHeaders, origin: string, forced: Record<string, string>): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = Object.fromEntries(KEEP_HEADERS.filter(k => h[k] !== undefined).map(k => [k, h[k]]))
+  try { const u = new URL(h.location!, origin); if (h.location && u.origin === origin) out.location = u.pathname + u.search + u.hash } catch { /* dropped */ }
+  return { ...out, ...forced }
+}
+const digest = (s: string) => crypto.createHash('sha256').update(s).digest()
+const sameToken = (given: string | undefined, token: string) => given !== undefined && crypto.timingSafeEqual(digest(given), digest(token))
+
+export interface ProxyOpts { bridge: Bridge; host: string; port: number; token: string; names: string[]; tls?: { cert: Buffer; key: Buffer } }
+/** Listen on two ports (shell, then UI); resolve once both listen. Every request is checked before it may reach the bridge. */
+export async function startProxy(o: ProxyOpts) {
+  const mk = (h: http.RequestListener) => o.tls ? https.createServer(o.tls, h) : http.createServer(h), scheme = o.tls ? 'https' : 'http'
+  const listen = (srv: net.Server, port: number) => new Promise<number>((ok, no) => srv.once('error', e => no(new UserError(`cannot listen on ${o.host}:${port}: ${e.message}`)))
+    .listen(port, o.host, () => ok((srv.address() as net.AddressInfo).port)))
+  // Keep-alive upstream sockets, bounded (busybox httpd's backlog is 9); each new one comes from the bridge.
+  const agent = Object.assign(new http.Agent({ keepAlive: true, maxSockets: 8 }), { createConnection: (_: unknown, cb: Parameters<Bridge['open']>[0]) => { o.bridge.open(cb) } })
+  const shell = mk(onShell), ui = mk(onUi), sp = await listen(shell, o.port), up = await listen(ui, o.port && o.port + 1)
+  const h = net.isIPv6(o.host) ? `[${o.host}]` : o.host, S = `${scheme}://${h}:${sp}`, U = `${scheme}://${h}:${up}`, cookie = `${o.tls ? '__Host-' : ''}pernosco-${sp}`
+  const hostOk = (req: http.IncomingMessage, port: number) => [h, ...o.names].some(n => req.headers.host === `${n}:${port}`)
+  const authed = (req: http.IncomingMessage) => sameToken((req.headers.cookie ?? '').split(/;\s*/).find(c => c.startsWith(cookie + '='))?.slice(cookie.length + 1), o.token)
+  const SF = forcedHeaders(`default-src 'none'; frame-src ${U}; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`, ` "${U}/*"`)
+  const UF = forcedHeaders([...CSP, `frame-ancestors ${S}`].join('; '))
+  const deny = (res: http.ServerResponse, code: number, why: string, F = UF) => { res.writeHead(code, { ...F, 'content-type': 'text/plain', 'cache-control': 'no-store' }).end(why + '\n') }
+  /** Why a UI request may not pass, or '' when it may. */
+  const refuse = (req: http.IncomingMessage) => !hostOk(req, up) ? '403 bad Host' : !authed(req) ? '401 open the URL that `serve` printed'
+    : (req.headers.upgrade || !['GET', 'HEAD'].includes(req.method!)) && req.headers.origin !== U ? '403 bad Origin'
+    : req.headers['service-worker'] ? '403 no service workers' : ''
+  function onShell(req: http.IncomingMessage, res: http.ServerResponse) {
+    const url = new URL(req.url!, S)
+    if (!hostOk(req, sp)) return deny(res, 403, 'bad Host', SF)
+    if (url.pathname !== '/' || req.method !== 'GET') return deny(res, 404, 'not found', SF)
+    if (url.searchParams.has('token') && sameToken(url.searchParams.get('token')!, o.token))
+      return res.writeHead(302, { ...SF, location: '/', 'set-cookie': `${cookie}=${o.token}; HttpOnly; SameSite=Strict; Path=/${o.tls ? '; Secure' : ''}` }).end()
+    if (!authed(req)) return deny(res, 401, 'open the URL that `serve` printed', SF)
+    res.writeHead(200, { ...SF, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end('<!doctype html><meta charset="utf-8"><title>Pernosco</title>'
+      + `<style>html,body,iframe{margin:0;border:0;width:100%;height:100%;display:block}</style><iframe src="${U}/" sandbox="${CSP.at(-1)!.slice(8)}"></iframe>`)
+  }
+  function onUi(req: http.IncomingMessage, res: http.ServerResponse) {
+    const why = refuse(req)
+    if (why) return deny(res, +why.slice(0, 3), why.slice(4))
+    if (req.headers['sec-fetch-dest'] === 'document') return res.writeHead(302, { ...UF, location: `${S}/` }).end() // top level: back into the frame
+    const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !HOP.includes(k) && k !== 'cookie'))
+    const upReq = http.request({ agent, method: req.method, path: req.url, headers }, ur => {
+      res.writeHead(ur.statusCode!, responseHeaders(ur.headers, U, UF)); ur.pipe(res); ur.on('error', () => res.destroy())
+    }).on('error', () => res.headersSent ? res.destroy() : deny(res, 502, 'the Pernosco server is not answering'))
+    req.pipe(upReq); req.on('error', () => upReq.destroy())
+  }
+  ui.on('upgrade', (req: http.IncomingMessage, sock: net.Socket, head: Buffer) => {
+    const why = refuse(req)
+    if (why) return sock.end(`HTTP/1.1 ${why.slice(0, 3)} Refused\r\nconnection: close\r\n\r\n`)
+    o.bridge.open((e, s) => {
+      if (e || !s) return sock.destroy()
+      const hs = Object.entries(req.headers).filter(([k]) => k !== 'cookie').map(([k, v]) => `${k}: ${v}\r\n`).join('')
+      s.write(`${req.method} ${req.url} HTTP/1.1\r\n${hs}\r\n`); s.write(head)
+      s.pipe(sock).pipe(s); s.on('error', () => sock.destroy()); sock.on('error', () => s.destroy())
+    })
+  })
+  return { url: `${S}/?token=${o.token}`, shell: S, ui: U, close: () => { shell.close(); ui.close(); shell.closeAllConnections(); ui.closeAllConnections(); agent.destroy() } }
+}
+
+const sleep = (ms: number) => new Promise(ok => setTimeout(ok, ms))
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
+/** --sources DIR or FROM=TO: FROM is where the trace expects sources, TO where they are on this host. */
+function source(spec: string): [string, string] {
+  const [from, to = from] = spec.split(/=(.*)/s)
+  if (!path.isAbsolute(from) || path.normalize(from) !== from || /[,"=:\x00-\x1f\x7f]/.test(from)) fail(`--sources: ${JSON.stringify(from)} must be a plain absolute path`)
+  return [from.replace(/\/$/, ''), checkDir(to, '--sources')]
+}
+
+async function serve(r: Run): Promise<number> {
+  const trace = traceArg(r), storage = r.o.storage === undefined ? undefined : checkDir(r.o.storage, '--storage')
+  const sources = [r.o.sources ?? []].flat().map(source), m = /^(?:(.+):)?(\d+)$/.exec(r.o.tunnel ?? '127.0.0.1:0')
+  const host = m?.[1]?.replace(/^\[(.*)\]$/, '$1') ?? '127.0.0.1', port = checkInt(m?.[2], '--tunnel port', r.o.tunnel ? 1 : 0, 65534)!
+  if (!m || !net.isIP(host)) fail(`--tunnel must be [ADDRESS:]PORT with a numeric address, not ${JSON.stringify(r.o.tunnel)}`)
+  const cfg = r.cfg.serve, ssh = `ssh -L ${port || 8080}:127.0.0.1:${port || 8080} -L ${port + 1 || 8081}:127.0.0.1:${port + 1 || 8081} THIS-HOST, then serve --tunnel ${port || 8080}`
+  if (!LOOPBACK.test(host) && !cfg.tls && !cfg.allowInsecureRemote) fail(`--tunnel ${host} is not loopback: set serve.tls (cert, key) in the config, or forward loopback ports instead: ${ssh}`)
+  if (!LOOPBACK.test(host) && !cfg.tls) r.sys.err(chalk.yellow(`pernosco: WARNING: serving without TLS on ${host}: anyone on the path can read the UI and steal its cookie. Safer: ${ssh}`))
+  let tls: ProxyOpts['tls']
+  try { tls = cfg.tls && { cert: fs.readFileSync(cfg.tls.cert), key: fs.readFileSync(cfg.tls.key) } } catch (e) { fail(`serve.tls: ${(e as Error).message}`) }
+  return runContainer(r, 'server', c => serverArgv(c, trace, storage, sources), async (name, c) => {
+    let pid = r.dry ? (await exec(r, pidArgv(r.rt, name), true), 'PID') : ''
+    for (let i = 0; i < 300 && !/^[1-9]\d*$/.test(pid) && !r.ended; i++) pid = (await exec(r, pidArgv(r.rt, name), true)).out.trim() || (await sleep(100), '')
+    const argv = bridgeArgv(r.rt, c.rootless, pid, [process.execPath, ...process.execArgv])
+    show(r, argv)
+    if (r.dry || r.ended) return () => {}
+    if (!/^[1-9]\d*$/.test(pid)) fail('the server container did not start')
+    const bridge = r.sys.bridge(argv)
+    await bridge.ready.catch(e => { bridge.close(); throw e })
+    const proxy = await startProxy({ bridge, host, port, token: crypto.randomBytes(32).toString('hex'), names: cfg.hosts, tls }).catch(e => { bridge.close(); throw e })
+    for (let i = 0; i < 300 && !r.ended && !await new Promise(ok => bridge.open((e, s) => { s?.destroy(); ok(!e) })); i++) await sleep(100)
+    if (!r.ended) r.sys.out(`Pernosco is ready: open ${proxy.url}` + (LOOPBACK.test(host) ? '' : `\n(or, safer, from your machine: ${ssh})`))
+    return () => { proxy.close(); bridge.close() }
+  })
+}
+
 // ---- CLI ----
 interface Command { usage: string; string?: string[]; boolean?: string[]; run(r: Run): Promise<number> }
 const BUILD_OPTS = { string: ['shards', 'compression-level', 'builder-rr-log'], boolean: ['check-trace', 'skip-gdb-add-index'] }
@@ -259,6 +412,7 @@ export const COMMANDS: Record<string, Command> = {
   build: { usage: `build [TRACE] [--skip-rr] ${BUILD_USAGE}   package-build, then only-build`, string: BUILD_OPTS.string, boolean: ['skip-rr', ...BUILD_OPTS.boolean],
     run: async r => { const t = traceArg(r); return (await packageBuild(r, t)) || onlyBuild(r, t) } },
   'package-build': { usage: 'package-build [TRACE] [--skip-rr]   rr pack, add libthread_db.so and sources.fallback', boolean: ['skip-rr'], run: r => packageBuild(r, traceArg(r)) },
+  serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel [ADDR:]PORT]   the app server, behind our proxy', string: ['storage', 'sources', 'tunnel'], run: serve },
   'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`, ...BUILD_OPTS, run: r => onlyBuild(r, traceArg(r)) },
 }
 const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version'] }
@@ -307,6 +461,7 @@ export async function main(args: string[], sys: Sys = realSys()): Promise<number
 }
 
 if (process.argv.slice(1, 3).some(a => path.resolve(a) === SELF)) {
-  const i = process.argv.findIndex(a => path.resolve(a) === SELF)
-  process.exitCode = await main(process.argv.slice(i + 1))
+  const args = process.argv.slice(process.argv.findIndex(a => path.resolve(a) === SELF) + 1)
+  if (args[0] === '__bridge') bridgeMain()
+  else process.exitCode = await main(args)
 }

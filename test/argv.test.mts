@@ -18,12 +18,13 @@ const HEAD = ['--name', 'pernosco-builder-0123456789ab', '--rm', '--network', 'n
 const PODMAN_ROOTFUL = ['podman', 'create', ...HEAD, '--user', '1000:100', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
 const PODMAN_ROOTLESS = ['podman', 'create', ...HEAD, '--userns=keep-id', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
 const DOCKER = ['docker', 'create', ...HEAD, '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp']
-const TAIL = ['--mount', 'type=bind,src=/home/u/trace,dst=/trace', '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', B, 'on-prem', '/trace']
+const PM = ',bind-nonrecursive,nosuid,nodev', DM = ',bind-nonrecursive=true' // podman's and docker's bind options
+const TAIL = (m: string) => ['--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`, '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', B, 'on-prem', '/trace']
 
 test('builder, default config: podman rootful, podman rootless, docker', () => {
-  assert.deepEqual(builderArgv(ctx('podman'), '/home/u/trace', {}), [...PODMAN_ROOTFUL, ...TAIL])
-  assert.deepEqual(builderArgv(ctx('podman', { rootless: true }), '/home/u/trace', {}), [...PODMAN_ROOTLESS, ...TAIL])
-  assert.deepEqual(builderArgv(ctx('docker', { rootless: true }), '/home/u/trace', {}), [...DOCKER, ...TAIL], 'docker maps the user with --user even when not root')
+  assert.deepEqual(builderArgv(ctx('podman'), '/home/u/trace', {}), [...PODMAN_ROOTFUL, ...TAIL(PM)])
+  assert.deepEqual(builderArgv(ctx('podman', { rootless: true }), '/home/u/trace', {}), [...PODMAN_ROOTLESS, ...TAIL(PM)])
+  assert.deepEqual(builderArgv(ctx('docker', { rootless: true }), '/home/u/trace', {}), [...DOCKER, ...TAIL(DM)], 'docker maps the user with --user even when not root')
 })
 
 test('builder, literal whole argv for docker with every option and the full config', () => {
@@ -32,7 +33,7 @@ test('builder, literal whole argv for docker with every option and the full conf
     '--security-opt', 'no-new-privileges', '--security-opt', 'seccomp=/tmp/p/seccomp.json', '--security-opt', 'apparmor=unconfined',
     '--read-only', '--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777,size=1g', '--init', '--hostname', 'pernosco', '--ipc', 'private',
     '--memory', '8g', '--memory-swap', '8g', '--cpus', '2.5', '--pids-limit', '512', '--cgroup-parent', 'pernosco.slice',
-    '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp', '--mount', 'type=bind,src=/t,dst=/trace',
+    '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp', '--mount', 'type=bind,src=/t,dst=/trace,bind-nonrecursive=true',
     '--env', 'RUST_BACKTRACE=full', '--env', 'RR_LOG=all:debug', '--env', 'RR_LOG_FILE=/trace/rr.log', '--env', 'PERNOSCO_ZSTD_COMPRESSION_LEVEL=22',
     '--entrypoint', 'db_builder', 'reg.example/b@sha256:' + 'a'.repeat(64), '--shards', '8', '--check-trace', 'on-prem', '/trace', '--skip-gdb-add-index'])
 })
@@ -45,19 +46,19 @@ test('builder, each option alone, both runtimes', () => {
     [{ skipGdbAddIndex: true }, [], ['on-prem', '/trace', '--skip-gdb-add-index']],
     [{ rrLog: 'ReplaySession:debug' }, ['--env', 'RR_LOG=ReplaySession:debug', '--env', 'RR_LOG_FILE=/trace/rr.log'], ['on-prem', '/trace']],
   ]
-  for (const [rt, head] of [['podman', PODMAN_ROOTFUL], ['docker', DOCKER]] as const)
+  for (const [rt, head, m] of [['podman', PODMAN_ROOTFUL, PM], ['docker', DOCKER, DM]] as const)
     for (const [o, env, args] of cases)
-      assert.deepEqual(builderArgv(ctx(rt), '/home/u/trace', o), [...head, '--mount', 'type=bind,src=/home/u/trace,dst=/trace',
+      assert.deepEqual(builderArgv(ctx(rt), '/home/u/trace', o), [...head, '--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`,
         '--env', 'RUST_BACKTRACE=full', ...env, '--entrypoint', 'db_builder', B, ...args], `${rt} ${JSON.stringify(o)}`)
 })
 
 test('record in a container: SYS_PTRACE only, trace dir the only mount, both runtimes', () => {
-  const tail = ['--mount', 'type=bind,src=/home/u/rr,dst=/trace', '--env', '_RR_TRACE_DIR=/trace', 'my/image:1', 'rr', 'record', './t', '--flag']
+  const tail = (m: string) => ['--mount', `type=bind,src=/home/u/rr,dst=/trace${m}`, '--env', '_RR_TRACE_DIR=/trace', 'my/image:1', 'rr', 'record', './t', '--flag']
   const withPtrace = (a: string[]) => a.flatMap(x => x === 'ALL' ? ['ALL', '--cap-add', 'SYS_PTRACE'] : [x])
-  assert.deepEqual(recordContainerArgv(ctx('podman'), '/home/u/rr', 'my/image:1', ['./t', '--flag']), [...withPtrace(PODMAN_ROOTFUL), ...tail])
+  assert.deepEqual(recordContainerArgv(ctx('podman'), '/home/u/rr', 'my/image:1', ['./t', '--flag']), [...withPtrace(PODMAN_ROOTFUL), ...tail(PM)])
   assert.deepEqual(recordContainerArgv(ctx('docker', { cfg: { ...FULL, capAdd: ['NET_ADMIN'] } }), '/home/u/rr', 'my/image:1', ['./t', '--flag'])
     .filter(a => a === 'NET_ADMIN'), [], 'config capAdd does not reach the recording container')
-  assert.deepEqual(recordContainerArgv(ctx('docker'), '/home/u/rr', 'my/image:1', ['./t', '--flag']), [...withPtrace(DOCKER), ...tail])
+  assert.deepEqual(recordContainerArgv(ctx('docker'), '/home/u/rr', 'my/image:1', ['./t', '--flag']), [...withPtrace(DOCKER), ...tail(DM)])
 })
 
 test('host commands: rr record, start, rm', () => {

@@ -89,7 +89,7 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
   const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
   assert.deepEqual(f.out, [`rr pack ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
     `# would write ${t}/sources.fallback`, `# seccomp profile written to ${seccomp}`,
-    `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --cpus 4 --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
+    `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --cpus 4 --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
     `docker start --attach ${name}`, `docker rm --force ${name}`])
   assert.ok(!fs.existsSync(path.join(t, 'sources.fallback')), 'dry run writes nothing into the trace')
 })
@@ -177,7 +177,7 @@ test('record in a container: default trace dir, SYS_PTRACE, create/start/rm', as
   const f = fakeSys(), rr = tmpdir()
   f.sys.env._RR_TRACE_DIR = rr
   assert.equal(await main(['record', '--container', 'my/img:1', '--runtime', 'docker', '--', './t'], f.sys), 0)
-  assert.deepEqual(f.calls[0].slice(-8), ['--mount', `type=bind,src=${rr},dst=/trace`, '--env', '_RR_TRACE_DIR=/trace', 'my/img:1', 'rr', 'record', './t'])
+  assert.deepEqual(f.calls[0].slice(-8), ['--mount', `type=bind,src=${rr},dst=/trace,bind-nonrecursive=true`, '--env', '_RR_TRACE_DIR=/trace', 'my/img:1', 'rr', 'record', './t'])
   assert.deepEqual(f.calls.map(c => c[1]), ['create', 'start', 'rm'])
   const g = fakeSys({ path: [] })
   assert.equal(await main(['record', '--container', 'i', '--output', rr, '--', './t'], g.sys), 2, 'neither runtime installed')

@@ -2,7 +2,14 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { Result, Sys } from '../pernosco.mts'
+import net from 'node:net'
+import type { Bridge, Result, Sys } from '../pernosco.mts'
+
+/** A bridge that connects to a TCP port on loopback (stands in for the namespace bridge). */
+export const tcpBridge = (port: number): Bridge => ({
+  ready: Promise.resolve(), close: () => {},
+  open: cb => { const s = net.connect(port, '127.0.0.1'); s.once('connect', () => cb(null, s)).once('error', e => cb(e)) },
+})
 
 export const ROOT = path.resolve(import.meta.dirname, '..')
 
@@ -18,7 +25,7 @@ process.on('exit', () => { for (const c of cleanups) try { c() } catch { /* best
 export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[]; fire(): void; dir: string }
 
 /** A host with podman, docker and rr on PATH, perf_event_paranoid = paranoid, and answers per argv[1]. */
-export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv: readonly string[]) => Result; path?: string[] } = {}): Fake {
+export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv: readonly string[]) => Result; path?: string[]; bridge?: (argv: readonly string[]) => Bridge } = {}): Fake {
   const dir = tmpdir(), bin = path.join(dir, 'bin'), proc = path.join(dir, 'proc')
   fs.mkdirSync(bin); fs.mkdirSync(path.join(proc, 'sys/kernel'), { recursive: true })
   for (const b of opts.path ?? ['podman', 'docker', 'rr']) fs.writeFileSync(path.join(bin, b), '')
@@ -30,6 +37,7 @@ export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv:
     run: async argv => { calls.push([...argv]); return opts.answer?.(argv) ?? { code: 0, out: '' } },
     out: l => { out.push(l); const m = /^# seccomp profile written to (.*)\/seccomp\.json$/.exec(l); if (m) cleanups.push(() => fs.rmSync(m[1], { recursive: true, force: true })) },
     err: l => { err.push(l) },
+    bridge: argv => { calls.push(['BRIDGE', ...argv]); return opts.bridge?.(argv) ?? tcpBridge(1) },
     onSignal: f => { sig = f; return () => { sig = undefined } },
   }
   return { sys, calls, out, err, fire: () => sig?.(), dir }
