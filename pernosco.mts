@@ -355,6 +355,7 @@ export async function startProxy(o: ProxyOpts) {
     }).on('error', () => res.headersSent ? res.destroy() : deny(res, 502, 'the Pernosco server is not answering'))
     req.pipe(upReq); req.on('error', () => upReq.destroy())
   }
+  const tunnels = new Set<net.Socket>()
   ui.on('upgrade', (req: http.IncomingMessage, sock: net.Socket, head: Buffer) => {
     const why = refuse(req)
     if (why) return sock.end(`HTTP/1.1 ${why.slice(0, 3)} Refused\r\nconnection: close\r\n\r\n`)
@@ -362,10 +363,11 @@ export async function startProxy(o: ProxyOpts) {
       if (e || !s) return sock.destroy()
       const hs = Object.entries(req.headers).filter(([k]) => k !== 'cookie').map(([k, v]) => `${k}: ${v}\r\n`).join('')
       s.write(`${req.method} ${req.url} HTTP/1.1\r\n${hs}\r\n`); s.write(head)
-      s.pipe(sock).pipe(s); s.on('error', () => sock.destroy()); sock.on('error', () => s.destroy())
+      s.pipe(sock).pipe(s); tunnels.add(s)
+      for (const [a, b] of [[s, sock], [sock, s]]) a.on('error', () => b.destroy()).on('close', () => { b.destroy(); tunnels.delete(s) })
     })
   })
-  return { url: `${S}/?token=${o.token}`, shell: S, ui: U, close: () => { shell.close(); ui.close(); shell.closeAllConnections(); ui.closeAllConnections(); agent.destroy() } }
+  return { url: `${S}/?token=${o.token}`, shell: S, ui: U, close: () => { for (const s of [shell, ui]) s.close().closeAllConnections(); for (const t of tunnels) t.destroy(); agent.destroy() } }
 }
 
 const sleep = (ms: number) => new Promise(ok => setTimeout(ok, ms))
@@ -463,5 +465,8 @@ export async function main(args: string[], sys: Sys = realSys()): Promise<number
 if (process.argv.slice(1, 3).some(a => path.resolve(a) === SELF)) {
   const args = process.argv.slice(process.argv.findIndex(a => path.resolve(a) === SELF) + 1)
   if (args[0] === '__bridge') bridgeMain()
-  else process.exitCode = await main(args)
+  else {
+    process.exitCode = await main(args)
+    setTimeout(() => process.exit(), 2000).unref() // a stuck socket or child never keeps us alive
+  }
 }

@@ -2,7 +2,9 @@
 // with the default config and a full one. A change to any flag must change a test here.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
+import path from 'node:path'
+import { ROOT } from './helpers.mts'
+import { serverArgv, bridgeArgv, pidArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
 
 const B = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
 const FULL = parseConfig(JSON.stringify({ runtime: 'docker', images: { builder: 'reg.example/b@sha256:' + 'a'.repeat(64), server: 'reg.example/s:2' },
@@ -90,4 +92,32 @@ test('POLICY: one reason per flag, relaxations marked; SECCOMP denies escapes an
   for (const s of ['open_by_handle_at', 'kexec_load', 'init_module', 'finit_module', 'delete_module', 'bpf', 'keyctl', 'add_key', 'request_key',
     'swapon', 'swapoff', 'reboot', 'settimeofday', 'clock_settime', 'acct', 'iopl', 'ioperm']) assert.ok(SECCOMP_DENIED.includes(s), s)
   for (const s of ['ptrace', 'mount', 'unshare', 'userfaultfd', 'perf_event_open', 'clone', 'pivot_root']) assert.ok(!SECCOMP_DENIED.includes(s), s)
+})
+
+test('server, default config: podman rootful, rootless, docker; trace read-only, no storage, no sources', () => {
+  const tail = (m: string) => ['--mount', `type=bind,src=/home/u/trace,dst=/pernosco/database${m},readonly`,
+    '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0',
+    '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9', '--empty-umask', '--standalone', '--host', '0.0.0.0']
+  assert.deepEqual(serverArgv(ctx('podman'), '/home/u/trace', undefined, []), [...PODMAN_ROOTFUL, ...tail(PM)])
+  assert.deepEqual(serverArgv(ctx('podman', { rootless: true }), '/home/u/trace', undefined, []), [...PODMAN_ROOTLESS, ...tail(PM)])
+  assert.deepEqual(serverArgv(ctx('docker'), '/home/u/trace', undefined, []), [...DOCKER, ...tail(DM)])
+})
+
+test('server, every option: storage read-write, sources read-only under /sources<FROM>, both runtimes', () => {
+  for (const [rt, head, m] of [['podman', PODMAN_ROOTFUL, PM], ['docker', DOCKER, DM]] as const)
+    assert.deepEqual(serverArgv(ctx(rt), '/t', '/s', [['/src', '/src'], ['/build/x', '/home/u/x']]), [...head,
+      '--mount', `type=bind,src=/t,dst=/pernosco/database${m},readonly`, '--mount', `type=bind,src=/s,dst=/pernosco/storage${m}`,
+      '--mount', `type=bind,src=/src,dst=/sources/src${m},readonly`, '--mount', `type=bind,src=/home/u/x,dst=/sources/build/x${m},readonly`,
+      '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0',
+      '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9',
+      '--empty-umask', '--standalone', '--host', '0.0.0.0', '--app-storage', '/pernosco/storage', '--serve-sources', '/sources'], rt)
+  assert.equal(serverArgv(ctx('docker', { cfg: FULL }), '/t', undefined, []).at(-5), 'reg.example/s:2')
+})
+
+test('the bridge: nsenter into the server\'s network namespace only; rootless podman through its user namespace', () => {
+  const node = ['/usr/bin/node', '--import', 'tsx']
+  assert.deepEqual(bridgeArgv('podman', true, '42', node), ['podman', 'unshare', 'nsenter', '--target', '42', '--net', ...node, path.join(ROOT, 'pernosco.mts'), '__bridge'])
+  assert.deepEqual(bridgeArgv('podman', false, '42', node), ['nsenter', '--target', '42', '--net', ...node, path.join(ROOT, 'pernosco.mts'), '__bridge'])
+  assert.deepEqual(bridgeArgv('docker', true, '42', node), ['nsenter', '--target', '42', '--net', ...node, path.join(ROOT, 'pernosco.mts'), '__bridge'])
+  assert.deepEqual(pidArgv('docker', 'n'), ['docker', 'inspect', '--format', '{{.State.Pid}}', 'n'])
 })

@@ -4,8 +4,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { main, SOURCES_FALLBACK, LIBTHREAD_DB } from '../pernosco.mts'
-import { fakeSys, tmpdir, traceDir } from './helpers.mts'
+import http from 'node:http'
+import net from 'node:net'
+import { main, quote, SOURCES_FALLBACK, LIBTHREAD_DB, type Result } from '../pernosco.mts'
+import { fakeSys, tmpdir, traceDir, tcpBridge, ROOT } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
 
@@ -59,6 +61,22 @@ const REJECTED: Case[] = [
   ['record: rr not on PATH', ['record', '--', './t'], /rr is not on PATH: install rr/, undefined, { path: ['podman'] }],
   ['build: rr not on PATH', ['build', 'TRACE'], /rr is not on PATH: install rr .* or pass --skip-rr/, undefined, { path: ['podman'] }],
   ['runtime not on PATH', ['only-build', 'TRACE', '--runtime', 'docker'], /docker is not on PATH: install it, or choose the other with --runtime/, undefined, { path: ['podman'] }],
+  ['serve: non-loopback tunnel without TLS', ['serve', 'TRACE', '--tunnel', '0.0.0.0:8080'], /--tunnel 0\.0\.0\.0 is not loopback: set serve\.tls .* ssh -L 8080:127\.0\.0\.1:8080 -L 8081:127\.0\.0\.1:8081 THIS-HOST/],
+  ['serve: tunnel not a port', ['serve', 'TRACE', '--tunnel', 'abc'], /--tunnel must be \[ADDRESS:\]PORT with a numeric address, not "abc"/],
+  ['serve: tunnel host name', ['serve', 'TRACE', '--tunnel', 'example.com:80'], /--tunnel must be \[ADDRESS:\]PORT with a numeric address/],
+  ['serve: tunnel port too big', ['serve', 'TRACE', '--tunnel', '65535'], /--tunnel port must be an integer from 1 to 65534, not "65535"/],
+  ['serve: tunnel port 0', ['serve', 'TRACE', '--tunnel', '127.0.0.1:0'], /--tunnel port must be an integer from 1 to 65534, not "0"/],
+  ['serve: relative sources', ['serve', 'TRACE', '--sources', 'src'], /--sources: "src" must be a plain absolute path/],
+  ['serve: relative sources target', ['serve', 'TRACE', '--sources', '/src=src'], /--sources: "src" is relative/],
+  ['serve: sources FROM with a comma', ['serve', 'TRACE', '--sources', '/a,readonly=false=DIR'], /--sources: "\/a,readonly" must be a plain absolute path/],
+  ['serve: sources FROM with ..', ['serve', 'TRACE', '--sources', '/a/../etc=DIR'], /--sources: "\/a\/\.\.\/etc" must be a plain absolute path/],
+  ['serve: missing storage', ['serve', 'TRACE', '--storage', 'DIR/nope'], /--storage: .*nope does not exist/],
+  ['serve: --publish is not an option', ['serve', 'TRACE', '--publish', '8080:3000'], /unknown option --publish/],
+  ['serve: -p is not an option', ['serve', 'TRACE', '-p', '8080:3000'], /unknown option -p/],
+  ['serve: --network is not an option', ['serve', 'TRACE', '--network', 'bridge'], /unknown option --network/],
+  ['config: serve.network is not a field', ['serve', 'TRACE', '--config', 'CFG'], /\/serve must NOT have additional properties: "network"/, cfg('{"serve":{"network":"bridge"}}')],
+  ['config: tls without key', ['serve', 'TRACE', '--config', 'CFG'], /\/serve\/tls must have required property 'key'/, cfg('{"serve":{"tls":{"cert":"/c"}}}')],
+  ['config: tls files unreadable', ['serve', 'TRACE', '--config', 'CFG'], /serve\.tls: ENOENT/, cfg('{"serve":{"tls":{"cert":"/nonexistent/c","key":"/nonexistent/k"}}}')],
   ['unknown runtime flag', ['only-build', 'TRACE', '--runtime', 'lxc'], /--runtime must be podman or docker, not "lxc"/],
 ]
 
@@ -218,4 +236,68 @@ test('runtime default: podman when on PATH, else docker', async () => {
   await main(['only-build', traceDir()], g.sys)
   assert.equal(g.calls[0][0], 'podman')
   assert.ok(g.calls[0].includes('--user') && g.calls[0].includes('0:0'), 'root: rootful podman maps with --user')
+})
+
+test('serve --dry-run prints create, start, inspect, the bridge and rm; runs none', async () => {
+  const f = fakeSys(), t = traceDir(), st = tmpdir()
+  assert.equal(await main(['serve', t, '--storage', st, '--dry-run', '--runtime', 'docker'], f.sys), 0)
+  assert.deepEqual(f.calls, [])
+  const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-server-[0-9a-f]{12}) /)![1]
+  assert.deepEqual(f.out.slice(2), [`docker start --attach ${name}`, `docker inspect --format '{{.State.Pid}}' ${name}`,
+    quote(['nsenter', '--target', 'PID', '--net', process.execPath, ...process.execArgv, path.join(ROOT, 'pernosco.mts'), '__bridge']), `docker rm --force ${name}`])
+  assert.match(f.out[1], new RegExp(`--mount type=bind,src=${t},dst=/pernosco/database,bind-nonrecursive=true,readonly --mount type=bind,src=${st},dst=/pernosco/storage,bind-nonrecursive=true `))
+})
+
+/** A fake host whose container "runs" until removed, with a local backend behind the bridge. */
+async function serving(args: string[], uid = 1000) {
+  const backend = http.createServer((_, res) => res.writeHead(200, { 'content-security-policy': 'default-src *' }).end('hello from the server'))
+  await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
+  let stopContainer = () => {}
+  const running = new Promise<Result>(ok => { stopContainer = () => ok({ code: 137, out: '' }) })
+  const f = fakeSys({ uid, bridge: () => tcpBridge((backend.address() as net.AddressInfo).port),
+    answer: a => a[1] === 'start' ? running : a[1] === 'inspect' ? { code: 0, out: '4242\n' } : (a[1] === 'rm' && stopContainer(), { code: 0, out: '' }) })
+  const done = main(['serve', traceDir(), ...args], f.sys)
+  for (let i = 0; i < 100 && !f.out.length; i++) await new Promise(r => setTimeout(r, 20))
+  return { f, done, backend, stopContainer }
+}
+
+test('serve: container, bridge, proxy; the printed URL works; Ctrl-C stops all of it, exit 130', async () => {
+  const { f, done, backend } = await serving(['--runtime', 'podman', '--tunnel', '127.0.0.1:18790'])
+  assert.match(f.out[0], /^Pernosco is ready: open http:\/\/127\.0\.0\.1:18790\/\?token=[0-9a-f]{64}$/)
+  const url = f.out[0].slice(f.out[0].indexOf('http'))
+  const cookie = await new Promise<string>(ok => http.get(url, r => { r.resume(); ok(r.headers['set-cookie']![0].split(';')[0]) }))
+  const body = await new Promise<string>(ok => http.get({ host: '127.0.0.1', port: 18791, path: '/', headers: { cookie } }, r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(`${r.statusCode} ${r.headers['content-security-policy']?.slice(0, 18)} ${b}`)) }))
+  assert.equal(body, "200 default-src 'self' hello from the server")
+  assert.deepEqual(f.calls.map(c => c[0] === 'BRIDGE' ? c.slice(0, 6) : c.slice(0, 2)),
+    [['podman', 'create'], ['podman', 'start'], ['podman', 'inspect'], ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242']])
+  f.fire()
+  assert.equal(await done, 130)
+  assert.deepEqual(f.calls.slice(4).map(c => c.slice(0, 2)), [['podman', 'rm'], ['podman', 'rm']])
+  await assert.rejects(new Promise((ok, no) => net.connect(18790, '127.0.0.1', () => ok(1)).on('error', no)), /ECONNREFUSED/, 'proxy closed')
+  backend.close()
+})
+
+test('serve: when the container dies, serve exits with its code', async () => {
+  const { f, done, backend, stopContainer } = await serving(['--runtime', 'docker'], 0)
+  assert.match(f.out[0], /^Pernosco is ready/)
+  assert.deepEqual(f.calls[3].slice(0, 5), ['BRIDGE', 'nsenter', '--target', '4242', '--net'], 'root: plain nsenter')
+  stopContainer()
+  assert.equal(await done, 137)
+  backend.close()
+})
+
+test('serve: a bridge that cannot start is a clear error, and the container is removed', async () => {
+  const f = fakeSys({ bridge: () => ({ ready: Promise.reject(new Error('nsenter: Operation not permitted')), open: () => {}, close: () => {} }),
+    answer: a => a[1] === 'inspect' ? { code: 0, out: '7\n' } : a[1] === 'start' ? new Promise(() => {}) : { code: 0, out: '' } })
+  await assert.rejects(main(['serve', traceDir(), '--runtime', 'docker'], f.sys), /nsenter: Operation not permitted/)
+  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'start', 'inspect', 'nsenter', 'rm', 'rm'])
+})
+
+test('serve: a non-loopback tunnel with allowInsecureRemote warns and prints the ssh recipe', async () => {
+  const d = tmpdir()
+  fs.writeFileSync(path.join(d, 'pernosco.json'), '{"serve":{"allowInsecureRemote":true}}')
+  const f = fakeSys()
+  f.sys.cwd = d
+  assert.equal(await main(['serve', traceDir(), '--tunnel', '0.0.0.0:18800', '--dry-run'], f.sys), 0)
+  assert.match(f.err[0], /WARNING: serving without TLS on 0\.0\.0\.0.*ssh -L 18800:127\.0\.0\.1:18800 -L 18801:127\.0\.0\.1:18801/)
 })
