@@ -153,7 +153,7 @@ export const startArgv = (rt: Runtime, name: string) => [rt, 'start', '--attach'
 export const rmArgv = (rt: Runtime, name: string) => rt === 'podman' ? [rt, 'rm', '--force', '--time', '0', name] : [rt, 'rm', '--force', name]
 
 // ---- Executors: the only code that spawns; argv arrays, never a shell. ----
-export interface Result { code: number; out: string }
+export interface Result { code: number; out: string; err?: string }
 export interface Sys {
   env: NodeJS.ProcessEnv; uid: number; gid: number; cwd: string; proc: string
   run(argv: readonly string[], capture?: boolean): Promise<Result>
@@ -165,11 +165,12 @@ export interface Bridge { ready: Promise<void>; open(cb: (e: Error | null, s?: n
 export const realSys = (): Sys => ({
   env: process.env, uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), proc: '/proc',
   run: (argv, capture) => new Promise(res => {
-    const p = spawn(argv[0], argv.slice(1), { stdio: ['inherit', capture ? 'pipe' : 'inherit', 'inherit'] })
-    let out = ''
-    p.stdout?.on('data', d => { out += d })
-    p.on('error', e => res({ code: 127, out: e.message }))
-    p.on('close', (code, sig) => res({ code: code ?? 128 + os.constants.signals[sig!], out }))
+    // Captured commands (create, inspect, rm) never touch our terminal: stderr comes back too, shown on failure.
+    const p = spawn(argv[0], argv.slice(1), { stdio: capture ? ['ignore', 'pipe', 'pipe'] : 'inherit' })
+    let out = '', err = ''
+    p.stdout?.on('data', d => { out += d }); p.stderr?.on('data', d => { err += d })
+    p.on('error', e => res({ code: 127, out, err: e.message }))
+    p.on('close', (code, sig) => res({ code: code ?? 128 + os.constants.signals[sig!], out, err }))
   }),
   out: l => { process.stdout.write(l + '\n') }, err: l => { process.stderr.write(l + '\n') },
   onSignal: f => { process.on('SIGINT', f); process.on('SIGTERM', f); return () => { process.off('SIGINT', f); process.off('SIGTERM', f) } },
@@ -181,7 +182,7 @@ export const realSys = (): Sys => ({
       + 'run as root (docker, rootful podman), or use rootless podman; there is no fallback to a container network'))) })
     child.on('message', (m: { id: number; error?: string }, s?: net.Socket) => { waiting.get(m.id)?.(m.error ? new Error(m.error) : null, s); waiting.delete(m.id) })
     child.on('exit', () => { for (const cb of waiting.values()) cb(new Error('bridge exited')); waiting.clear() })
-    return { ready, open: cb => { waiting.set(++id, cb); if (!child.send({ id })) cb(new Error('bridge gone')) }, close: () => { child.kill() } }
+    return { ready, open: cb => { waiting.set(++id, cb); if (!child.send({ id })) cb(new Error('bridge gone')) }, close: () => { if (child.connected) child.disconnect(); setTimeout(() => child.kill(), 1000).unref() } }
   },
 })
 
@@ -204,7 +205,9 @@ export interface Run { sys: Sys; cfg: Config; rt: Runtime; dry: boolean; echo: b
 const show = (r: Run, argv: readonly string[]) => { if (r.dry || r.echo) (r.dry ? r.sys.out : r.sys.err)((r.dry ? '' : '+ ') + quote(argv)) }
 async function exec(r: Run, argv: readonly string[], capture = false): Promise<Result> {
   show(r, argv)
-  return r.dry ? { code: 0, out: '' } : r.sys.run(argv, capture)
+  const res = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, capture)
+  if (res.code && res.err) r.sys.err(res.err.trim())
+  return res
 }
 const onPath = (env: NodeJS.ProcessEnv, bin: string) => (env.PATH ?? '').split(':').some(d => d && fs.existsSync(path.join(d, bin)))
 
@@ -231,7 +234,8 @@ async function runContainer(r: Run, kind: string, build: (c: Ctx) => string[], d
     const { code } = await started
     return r.interrupted ? 130 : code
   } finally {
-    stop(); await exec(r, rmArgv(r.rt, name), true)
+    stop(); show(r, rmArgv(r.rt, name))
+    if (!r.dry) await r.sys.run(rmArgv(r.rt, name), true) // an error here means it was already gone
     off(); tmp.done()
   }
 }

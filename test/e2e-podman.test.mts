@@ -6,7 +6,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir, traceDir } from './helpers.mts'
-import { HAVE_PODMAN, BUILDER_IMAGE, podmanEnv, importImage, pernoscoContainers, WRAPPER, rrLog } from './podman-env.mts'
+import http from 'node:http'
+import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, WRAPPER, rrLog } from './podman-env.mts'
 
 const skip = !HAVE_PODMAN && !process.env.CI && 'podman not installed (CI installs it)'
 let cfg = ''
@@ -17,6 +18,7 @@ before(() => {
   fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: BUILDER_IMAGE }, limits: { memory: '512m', cpus: 1, pids: 64, tmp: '64m' } }))
 })
 const wrapper = (args: string[]) => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, ...args], { env: podmanEnv(), encoding: 'utf8', timeout: 120_000 })
+const bridges = () => spawnSync('pgrep', ['-f', 'pernosco.mts __bridge'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
 const ourTmpDirs = () => fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-'))
 
 test('build: rr pack, host-side packaging, then the confined builder writes into the trace as the invoking user', { skip }, () => {
@@ -82,4 +84,31 @@ test('record on the host runs rr record (stand-in) into --output', { skip }, () 
   assert.equal(p.stdout, 'hello\n')
   assert.match(rrLog(), new RegExp(`rr record /bin/echo hello \\| _RR_TRACE_DIR=${out}\\n`))
   assert.ok(fs.existsSync(path.join(out, 'latest-trace/version')))
+})
+
+test('serve with real podman: proxy answers, storage persists across serves, SIGTERM leaves nothing behind', { skip, timeout: 90_000 }, async () => {
+  importServerImage()
+  const storage = tmpdir(), c2 = path.join(tmpdir(), 'c.json'), before = ourTmpDirs()
+  fs.writeFileSync(c2, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE } }))
+  for (const round of [1, 2]) {
+    const p = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', c2, 'serve', traceDir(), '--storage', storage, '--sources', `/src=${tmpdir()}`], { env: podmanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const exited = new Promise<number | null>(res => p.on('exit', c => res(c)))
+    let out = ''
+    p.stdout!.on('data', d => { out += d })
+    for (let i = 0; i < 300 && !out.includes('ready'); i++) await new Promise(r => setTimeout(r, 100))
+    const url = /open (\S+)/.exec(out)![1]
+    const cookie = await new Promise<string>(ok => http.get(url, { agent: false }, r => { r.resume(); ok(r.headers['set-cookie']![0].split(';')[0]) }))
+    const ui = await new Promise<string>(ok => http.get(url.replace(/\/\?token=.*/, '/'), { agent: false, headers: { cookie } }, r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(b)) }))
+    assert.match(ui, /<iframe src="http:\/\/127\.0\.0\.1:\d+\/" sandbox=/)
+    assert.equal(pernoscoContainers().length, 1)
+    assert.ok(bridges().length > 0, 'bridge running')
+    p.kill('SIGTERM')
+    assert.equal(await exited, 130)
+    assert.deepEqual(pernoscoContainers(), [])
+    for (let i = 0; i < 30 && bridges().length; i++) await new Promise(r => setTimeout(r, 100))
+    assert.deepEqual(bridges(), [], 'bridge gone')
+    const visits = fs.readFileSync(path.join(storage, 'visits'), 'utf8')
+    assert.equal(visits, `started as ${process.getuid!()}:${process.getgid!()}\n`.repeat(round), 'storage kept and reused, written as the invoking user')
+  }
+  assert.deepEqual(ourTmpDirs(), before)
 })

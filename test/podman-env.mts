@@ -7,6 +7,13 @@ import { ROOT, tmpdir } from './helpers.mts'
 
 export const HAVE_PODMAN = spawnSync('podman', ['--version']).status === 0
 export const BUILDER_IMAGE = 'localhost/pernosco-test-builder:1'
+export const SERVER_IMAGE = 'localhost/pernosco-test-server:1'
+/** The stand-in app server: busybox httpd on 0.0.0.0:3000 serving test/fixtures/www (the hostile page). */
+export function importServerImage() {
+  const www = path.join(ROOT, 'test/fixtures/www')
+  importImage(SERVER_IMAGE, { 'usr/local/bin/app_server': path.join(ROOT, 'test/fixtures/app_server'),
+    ...Object.fromEntries(fs.readdirSync(www).map(f => [`www/${f}`, path.join(www, f)])) }, ['ENTRYPOINT ["/usr/local/bin/app_server"]'])
+}
 
 let confDir: string | undefined
 /** The environment for podman and the wrapper: quirks file, stand-in rr first on PATH. */
@@ -34,7 +41,10 @@ export function importImage(tag: string, files: Record<string, string>, change: 
   fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox')); fs.chmodSync(path.join(root, 'bin/busybox'), 0o755)
   for (const c of spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean))
     if (c !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', c))
-  for (const [f, src] of Object.entries(files)) { fs.copyFileSync(src, path.join(root, f)); fs.chmodSync(path.join(root, f), 0o755) }
+  for (const [f, src] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true })
+    fs.copyFileSync(src, path.join(root, f)); fs.chmodSync(path.join(root, f), 0o755)
+  }
   const tar = path.join(tmpdir('pmts-tar-'), 'root.tar')
   if (spawnSync('tar', ['-C', root, '-cf', tar, '.']).status !== 0) throw new Error('tar failed')
   podman('import', '--change', 'ENV PATH=/usr/local/bin:/bin', ...change.flatMap(c => ['--change', c]), tar, tag)

@@ -6,9 +6,11 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
-import { fork } from 'node:child_process'
+import https from 'node:https'
+import fs from 'node:fs'
+import { fork, spawnSync } from 'node:child_process'
 import { startProxy, forcedHeaders, CSP, KEEP_HEADERS, PERMISSIONS, type Bridge } from '../pernosco.mts'
-import { tcpBridge, ROOT } from './helpers.mts'
+import { tcpBridge, ROOT, tmpdir } from './helpers.mts'
 
 const TOKEN = 'a'.repeat(64)
 let backend: http.Server, proxy: Awaited<ReturnType<typeof startProxy>>
@@ -194,4 +196,21 @@ test('WebSocket upgrades pass after the same checks', async () => {
 test('a busy port is a clear error', async () => {
   const b: Bridge = tcpBridge(1)
   await assert.rejects(startProxy({ bridge: b, host: '127.0.0.1', port: +new URL(proxy.shell).port, token: TOKEN, names: [] }), /cannot listen on 127\.0\.0\.1:\d+: listen EADDRINUSE/)
+})
+
+test('with TLS: HTTPS on both ports, a __Host- Secure cookie', async () => {
+  const dir = tmpdir(), key = path.join(dir, 'k.pem'), cert = path.join(dir, 'c.pem')
+  const o = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'])
+  assert.equal(o.status, 0, String(o.stderr))
+  const p = await startProxy({ bridge: tcpBridge((backend.address() as net.AddressInfo).port), host: '127.0.0.1', port: 0, token: TOKEN, names: [],
+    tls: { cert: fs.readFileSync(cert), key: fs.readFileSync(key) } })
+  const get = (u: string, cookie?: string) => new Promise<http.IncomingMessage & { body: string }>((ok, no) => https.get(u, { rejectUnauthorized: false, agent: false,
+    headers: cookie ? { cookie } : {} }, r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(Object.assign(r, { body: b }))) }).on('error', no))
+  assert.match(p.url, /^https:\/\/127\.0\.0\.1:\d+\/\?token=a{64}$/)
+  const r = await get(p.url)
+  const c = r.headers['set-cookie']![0]
+  assert.equal(c, `__Host-pernosco-${new URL(p.shell).port}=${TOKEN}; HttpOnly; SameSite=Strict; Path=/; Secure`)
+  const u = await get(p.ui + '/', c.split(';')[0])
+  assert.deepEqual([u.statusCode, u.body], [200, 'backend body'])
+  p.close()
 })

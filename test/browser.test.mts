@@ -1,0 +1,38 @@
+// The hostile page, in headless Chromium: through pernosco.mts serve it reaches nothing; loaded
+// directly (the control) it does reach the canary, so this test can fail. See fixtures/browser-run.mts.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { ROOT, tmpdir, traceDir } from './helpers.mts'
+import { HAVE_PODMAN, SERVER_IMAGE, importServerImage, podmanEnv, pernoscoContainers } from './podman-env.mts'
+
+const ready = HAVE_PODMAN && fs.existsSync('/usr/bin/chromium') && process.getuid!() === 0
+const skip = !ready && !process.env.CI && 'needs root, podman and chromium (CI installs them)'
+
+test('hostile page: every channel to another origin is closed through the proxy, open without it', { skip, timeout: 180_000 }, () => {
+  importServerImage()
+  const cfg = path.join(tmpdir(), 'pernosco.json')
+  fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE } }))
+  const p = spawnSync('unshare', ['--net', '--', process.execPath, '--import', 'tsx', path.join(ROOT, 'test/fixtures/browser-run.mts'), traceDir(), cfg],
+    { env: podmanEnv(), encoding: 'utf8', timeout: 170_000 })
+  assert.equal(p.status, 0, p.stderr)
+  const r = JSON.parse(p.stdout.trim().split('\n').at(-1)!)
+  const channels = ['tcp-connect', '/fetch', '/xhr', '/img', '/script', '/style', '/font', '/iframe', '/form', '/websocket', '/eventsource', '/beacon',
+    '/prefetch', '/window-open', '/location', '/meta-refresh', 'udp (stun)']
+  console.log('# channel          direct   via serve')
+  for (const c of channels) console.log(`# ${c.padEnd(16)} ${(r.direct.hits.includes(c) ? 'LEAK' : '-').padEnd(8)} ${r.proxied.hits.includes(c) ? 'LEAK' : 'blocked'}`)
+  for (const h of r.proxied.hits) if (!channels.includes(h)) console.log(`# other hit via serve: ${h}`)
+  assert.equal(r.direct.seen, 'data: ok', 'the page works directly')
+  assert.equal(r.proxied.seen, 'data: ok', 'the page works through the proxy (same-origin fetch)')
+  console.log(`# through serve: renderer terminated by the browser on ${JSON.stringify(r.proxied.crashes)} (Connection-Allowlist webrtc=block); UI frame after the refresh attempt: ${r.proxied.frames.at(-1)}`)
+  for (const c of ['tcp-connect', '/fetch', '/xhr', '/img', '/script', '/style', '/font', '/iframe', '/form', '/websocket', '/eventsource', '/beacon',
+    '/prefetch', '/window-open', '/location', '/meta-refresh', 'udp (stun)'])
+    assert.ok(r.direct.hits.includes(c), `control: ${c} reaches the canary without the proxy`)
+  assert.deepEqual(r.proxied.hits, [], 'nothing reaches the canary through the proxy')
+  assert.deepEqual(r.direct.crashes, [])
+  assert.ok(r.proxied.crashes.every((c: string) => c === 'webrtc'), 'only the WebRTC attempt ends the page')
+  assert.equal(r.serveExit, 130)
+  assert.deepEqual(pernoscoContainers(), [])
+})
