@@ -30,6 +30,7 @@ import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { isDeepStrictEqual } from 'node:util'
 import minimist from 'minimist'
 import chalk from 'chalk'
 import { Ajv } from 'ajv'
@@ -219,16 +220,34 @@ function privateDir(r: Run): { dir: string; seccomp: string; done(): void } {
   return { dir, seccomp, done: () => { if (!r.dry) fs.rmSync(dir, { recursive: true, force: true }) } }
 }
 
-/** create → start --attach (while `during` sets up what talks to it) → rm; a signal removes the container. */
-async function runContainer(r: Run, kind: string, build: (c: Ctx) => string[], during?: (name: string, c: Ctx) => Promise<() => void>): Promise<number> {
+/** What `inspect` shows that the argv did not ask for: a containers.conf or daemon config can add mounts, env, networks. */
+export function verify(argv: readonly string[], c: Ctx, info: any, imageEnv: string[]): string[] {
+  const vals = (flag: string) => argv.flatMap((a, i) => a === flag ? [argv[i + 1]] : []), hc = info.HostConfig ?? {}, sec: string[] = hc.SecurityOpt ?? []
+  const want = vals('--mount').map(m => { const o = Object.fromEntries(m.split(',').map(kv => kv.split('='))); return `${o.src}:${o.dst}:${'readonly' in o ? 'ro' : 'rw'}` })
+  const got = (info.Mounts ?? []).map((m: { Source: string; Destination: string; RW: boolean }) => `${m.Source}:${m.Destination}:${m.RW ? 'rw' : 'ro'}`)
+  const caps = (hc.CapAdd ?? []).map((k: string) => k.replace(/^CAP_/, '')).sort().join(), user = vals('--user')[0] ?? `${c.uid}:${c.gid}`
+  const env = new Set([...imageEnv, ...vals('--env'), 'container=podman', 'HOSTNAME=pernosco', 'TERM=xterm'])
+  const seccompOk = sec.some(o => o === `seccomp=${c.seccomp}` || o.startsWith('seccomp={') && isDeepStrictEqual(JSON.parse(o.slice(8)), JSON.parse(SECCOMP)))
+  return [got.sort().join() !== want.sort().join() && `mounts ${got.join(' ')}`, hc.NetworkMode !== 'none' && `network ${hc.NetworkMode}`,
+    caps !== vals('--cap-add').sort().join() && `capabilities ${caps}`, (hc.Privileged || !hc.ReadonlyRootfs) && 'privileged or writable root',
+    !(sec.includes('no-new-privileges') && seccompOk) && `security options ${sec.join(' ').slice(0, 200)}`, info.Config?.User !== user && `user ${info.Config?.User}`,
+    ...(info.Config?.Env ?? []).filter((e: string) => !env.has(e)).map((e: string) => `environment ${e.split('=')[0]}`)].filter((x): x is string => !!x)
+}
+
+/** create → inspect-verify → start --attach (while `during` sets up what talks to it) → rm; a signal removes the container. */
+async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx) => string[], during?: (name: string, c: Ctx) => Promise<() => void>): Promise<number> {
   if (!r.dry && !onPath(r.sys.env, r.rt)) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
   const tmp = privateDir(r), name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
   const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: r.sys.uid !== 0, uid: r.sys.uid, gid: r.sys.gid, name, seccomp: tmp.seccomp }
   const off = r.sys.onSignal(() => { r.interrupted = true; void r.sys.run(rmArgv(r.rt, name), true) })
   let stop = () => {}
   try {
-    const created = await exec(r, build(c), true)
+    const argv = build(c), created = await exec(r, argv, true)
     if (created.code || r.interrupted) return r.interrupted ? 130 : created.code
+    const [info] = JSON.parse((await exec(r, [r.rt, 'inspect', name], true)).out || '[{}]')
+    const [img] = JSON.parse((await exec(r, [r.rt, 'image', 'inspect', image], true)).out || '[{}]')
+    const bad = r.dry ? [] : verify(argv, c, info, img.Config?.Env ?? [])
+    if (bad.length) fail(`${name} is not what pernosco.mts asked for, so it was removed unstarted: ${bad.join('; ')}. Check containers.conf or the daemon config`)
     const started = exec(r, startArgv(r.rt, name)).finally(() => { r.ended = true })
     if (during) stop = await during(name, c).catch(async e => { await r.sys.run(rmArgv(r.rt, name), true); throw e })
     const { code } = await started
@@ -255,6 +274,22 @@ function writeNew(dir: string, name: string, data: string | Buffer, mode = 0o644
 export const LIBTHREAD_DB = ['/usr/lib64/libthread_db.so', '/usr/lib/x86_64-linux-gnu/libthread_db.so']
 export const SOURCES_FALLBACK = JSON.stringify([{ priority: -10, files: [{ url: '/sources/', at: '/' }] }])
 
+/** After the builder: remove or neutralise what could make the next host-side read hang or write land elsewhere. */
+export function sanitize(r: Run, trace: string) {
+  const walk = (dir: string): string[] => fs.readdirSync(dir).flatMap(d => {
+    const p = path.join(dir, d), st = fs.lstatSync(p), rel = path.relative(trace, p)
+    const why = st.uid !== r.sys.uid ? `owned by uid ${st.uid}` : !st.isSymbolicLink() && !st.isFile() && !st.isDirectory() ? 'a device, FIFO or socket'
+      : st.isSymbolicLink() && path.relative(trace, path.resolve(dir, fs.readlinkSync(p))).startsWith('..') ? 'a symlink out of the trace' : ''
+    try {
+      if (why) return fs.rmSync(p, { recursive: true, force: true }), [`${rel}: ${why}, removed`]
+      const fix = st.mode & 0o6000 && !st.isSymbolicLink() ? [`${rel}: setuid/setgid bit, cleared`] : []
+      if (fix.length) { const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW); fs.fchmodSync(fd, st.mode & 0o1777); fs.closeSync(fd) }
+      return [...fix, ...st.isDirectory() ? walk(p) : []]
+    } catch (e) { return [`${rel}: ${why || 'setuid/setgid bit'}, could NOT fix: ${(e as Error).message}`] }
+  })
+  for (const f of walk(trace)) r.sys.err(chalk.yellow(`pernosco: the builder left ${f}`))
+}
+
 async function packageBuild(r: Run, trace: string): Promise<number> {
   if (!r.o['skip-rr']) {
     if (!onPath(r.sys.env, 'rr')) fail('rr is not on PATH: install rr (https://rr-project.org), or pass --skip-rr')
@@ -276,10 +311,12 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
   return 0
 }
 
-function onlyBuild(r: Run, trace: string): Promise<number> {
+async function onlyBuild(r: Run, trace: string): Promise<number> {
   const o: BuildOpts = { shards: checkInt(r.o.shards, '--shards', 1, 1024), compression: checkInt(r.o['compression-level'], '--compression-level', 1, 22),
     checkTrace: r.o['check-trace'], skipGdbAddIndex: r.o['skip-gdb-add-index'], rrLog: r.o['builder-rr-log'] }
-  return runContainer(r, 'builder', c => builderArgv(c, trace, o))
+  const code = await runContainer(r, 'builder', r.cfg.images.builder, c => builderArgv(c, trace, o))
+  if (!r.dry) sanitize(r, trace)
+  return code
 }
 
 /** rr's own default: $_RR_TRACE_DIR, else ~/.local/share/rr; the trace is its latest-trace. */
@@ -293,7 +330,7 @@ async function record(r: Run): Promise<number> {
   if (+par > 1) fail(`rr needs /proc/sys/kernel/perf_event_paranoid <= 1 (it is ${par}): sudo sysctl kernel.perf_event_paranoid=1`)
   const out = r.o.output === undefined ? undefined : checkDir(r.o.output, '--output')
   const dir = r.o.container && (out ?? checkDir(rrDir(r), 'trace dir'))
-  if (dir) return runContainer(r, 'record', c => recordContainerArgv(c, dir, r.o.container, cmd))
+  if (dir) return runContainer(r, 'record', r.o.container, c => recordContainerArgv(c, dir, r.o.container, cmd))
   if (!r.dry && !onPath(r.sys.env, 'rr')) fail('rr is not on PATH: install rr (https://rr-project.org), or record in your image with --container IMAGE')
   return (await exec(r, recordArgv(out, cmd))).code
 }
@@ -393,7 +430,7 @@ async function serve(r: Run): Promise<number> {
   if (!LOOPBACK.test(host) && !cfg.tls) r.sys.err(chalk.yellow(`pernosco: WARNING: serving without TLS on ${host}: anyone on the path can read the UI and steal its cookie. Safer: ${ssh}`))
   let tls: ProxyOpts['tls']
   try { tls = cfg.tls && { cert: fs.readFileSync(cfg.tls.cert), key: fs.readFileSync(cfg.tls.key) } } catch (e) { fail(`serve.tls: ${(e as Error).message}`) }
-  return runContainer(r, 'server', c => serverArgv(c, trace, storage, sources), async (name, c) => {
+  return runContainer(r, 'server', r.cfg.images.server, c => serverArgv(c, trace, storage, sources), async (name, c) => {
     let pid = r.dry ? (await exec(r, pidArgv(r.rt, name), true), 'PID') : ''
     for (let i = 0; i < 300 && !/^[1-9]\d*$/.test(pid) && !r.ended; i++) pid = (await exec(r, pidArgv(r.rt, name), true)).out.trim() || (await sleep(100), '')
     const argv = bridgeArgv(r.rt, c.rootless, pid, [process.execPath, ...process.execArgv])

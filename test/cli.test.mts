@@ -3,6 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import http from 'node:http'
 import net from 'node:net'
@@ -108,7 +109,7 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
   assert.deepEqual(f.out, [`rr pack ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
     `# would write ${t}/sources.fallback`, `# seccomp profile written to ${seccomp}`,
     `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --cpus 4 --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
-    `docker start --attach ${name}`, `docker rm --force ${name}`])
+    `docker inspect ${name}`, 'docker image inspect localhost/b:1', `docker start --attach ${name}`, `docker rm --force ${name}`])
   assert.ok(!fs.existsSync(path.join(t, 'sources.fallback')), 'dry run writes nothing into the trace')
 })
 
@@ -126,34 +127,34 @@ test('-x echoes each command to stderr as it runs; exit code is the command\'s',
 })
 
 test('only-build: create, start, rm in order; the container\'s exit code is ours; temp dir removed', async () => {
-  const f = fakeSys({ answer: a => ({ code: a[1] === 'start' ? 42 : 0, out: '' }) }), t = traceDir()
+  const f = fakeSys({ answer: a => a[1] === 'start' ? { code: 42, out: '' } : undefined }), t = traceDir()
   assert.equal(await main(['only-build', t, '--runtime', 'podman'], f.sys), 42)
-  assert.deepEqual(f.calls.map(c => c.slice(0, 2)), [['podman', 'create'], ['podman', 'start'], ['podman', 'rm']])
-  const name = f.calls[1][3], seccomp = f.calls[0][f.calls[0].indexOf('--security-opt', 10) + 1].slice(8)
-  assert.deepEqual(f.calls.slice(1), [['podman', 'start', '--attach', name], ['podman', 'rm', '--force', '--time', '0', name]])
+  const name = f.calls[3][3], seccomp = f.calls[0][f.calls[0].indexOf('--security-opt', 10) + 1].slice(8)
+  assert.deepEqual(f.calls.slice(1), [['podman', 'inspect', name], ['podman', 'image', 'inspect', '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'],
+    ['podman', 'start', '--attach', name], ['podman', 'rm', '--force', '--time', '0', name]])
   assert.ok(f.calls[0].includes('--userns=keep-id'), 'uid 1000 with podman is rootless')
   assert.ok(!fs.existsSync(path.dirname(seccomp)), 'private dir removed')
 })
 
 test('a failed create is reported with its code and nothing is started', async () => {
-  const f = fakeSys({ answer: a => ({ code: a[1] === 'create' ? 125 : 0, out: '' }) })
+  const f = fakeSys({ answer: a => a[1] === 'create' ? { code: 125, out: '' } : undefined })
   assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 125)
   assert.deepEqual(f.calls.map(c => c[1]), ['create', 'rm'])
 })
 
 test('Ctrl-C / SIGTERM during start: container removed, exit 130', async () => {
   let f = fakeSys()
-  f = fakeSys({ answer: a => { if (a[1] === 'start') f.fire(); return { code: a[1] === 'start' ? 137 : 0, out: '' } } })
+  f = fakeSys({ answer: a => { if (a[1] === 'start') f.fire(); return a[1] === 'start' ? { code: 137, out: '' } : undefined } })
   assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 130)
-  const name = f.calls[1][3]
-  assert.deepEqual(f.calls.slice(1), [['docker', 'start', '--attach', name], ['docker', 'rm', '--force', name], ['docker', 'rm', '--force', name]])
+  const name = f.calls[3][3]
+  assert.deepEqual(f.calls.slice(3), [['docker', 'start', '--attach', name], ['docker', 'rm', '--force', name], ['docker', 'rm', '--force', name]])
   f.fire() // the handler is gone after the run: nothing more happens
-  assert.equal(f.calls.length, 4)
+  assert.equal(f.calls.length, 6)
 })
 
 test('a signal during create: never started', async () => {
   let f = fakeSys()
-  f = fakeSys({ answer: a => { if (a[1] === 'create') f.fire(); return { code: 0, out: '' } } })
+  f = fakeSys({ answer: a => { if (a[1] === 'create') f.fire(); return undefined } })
   assert.equal(await main(['only-build', traceDir(), '--runtime', 'podman'], f.sys), 130)
   assert.deepEqual(f.calls.map(c => c[1]), ['create', 'rm', 'rm'])
 })
@@ -196,7 +197,7 @@ test('record in a container: default trace dir, SYS_PTRACE, create/start/rm', as
   f.sys.env._RR_TRACE_DIR = rr
   assert.equal(await main(['record', '--container', 'my/img:1', '--runtime', 'docker', '--', './t'], f.sys), 0)
   assert.deepEqual(f.calls[0].slice(-8), ['--mount', `type=bind,src=${rr},dst=/trace,bind-nonrecursive=true`, '--env', '_RR_TRACE_DIR=/trace', 'my/img:1', 'rr', 'record', './t'])
-  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'start', 'rm'])
+  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'inspect', 'image', 'start', 'rm'])
   const g = fakeSys({ path: [] })
   assert.equal(await main(['record', '--container', 'i', '--output', rr, '--', './t'], g.sys), 2, 'neither runtime installed')
   assert.match(g.err[0], /docker is not on PATH/)
@@ -243,7 +244,7 @@ test('serve --dry-run prints create, start, inspect, the bridge and rm; runs non
   assert.equal(await main(['serve', t, '--storage', st, '--dry-run', '--runtime', 'docker'], f.sys), 0)
   assert.deepEqual(f.calls, [])
   const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-server-[0-9a-f]{12}) /)![1]
-  assert.deepEqual(f.out.slice(2), [`docker start --attach ${name}`, `docker inspect --format '{{.State.Pid}}' ${name}`,
+  assert.deepEqual(f.out.slice(2), [`docker inspect ${name}`, `docker image inspect ${'643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9'}`, `docker start --attach ${name}`, `docker inspect --format '{{.State.Pid}}' ${name}`,
     quote(['nsenter', '--target', 'PID', '--net', process.execPath, ...process.execArgv, path.join(ROOT, 'pernosco.mts'), '__bridge']), `docker rm --force ${name}`])
   assert.match(f.out[1], new RegExp(`--mount type=bind,src=${t},dst=/pernosco/database,bind-nonrecursive=true,readonly --mount type=bind,src=${st},dst=/pernosco/storage,bind-nonrecursive=true `))
 })
@@ -255,7 +256,7 @@ async function serving(args: string[], uid = 1000) {
   let stopContainer = () => {}
   const running = new Promise<Result>(ok => { stopContainer = () => ok({ code: 137, out: '' }) })
   const f = fakeSys({ uid, bridge: () => tcpBridge((backend.address() as net.AddressInfo).port),
-    answer: a => a[1] === 'start' ? running : a[1] === 'inspect' ? { code: 0, out: '4242\n' } : (a[1] === 'rm' && stopContainer(), { code: 0, out: '' }) })
+    answer: a => a[1] === 'start' ? running : a.includes('{{.State.Pid}}') ? { code: 0, out: '4242\n' } : (a[1] === 'rm' && stopContainer(), undefined) })
   const done = main(['serve', traceDir(), ...args], f.sys)
   for (let i = 0; i < 100 && !f.out.length; i++) await new Promise(r => setTimeout(r, 20))
   return { f, done, backend, stopContainer }
@@ -269,10 +270,10 @@ test('serve: container, bridge, proxy; the printed URL works; Ctrl-C stops all o
   const body = await new Promise<string>(ok => http.get({ host: '127.0.0.1', port: 18791, path: '/', headers: { cookie } }, r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(`${r.statusCode} ${r.headers['content-security-policy']?.slice(0, 18)} ${b}`)) }))
   assert.equal(body, "200 default-src 'self' hello from the server")
   assert.deepEqual(f.calls.map(c => c[0] === 'BRIDGE' ? c.slice(0, 6) : c.slice(0, 2)),
-    [['podman', 'create'], ['podman', 'start'], ['podman', 'inspect'], ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242']])
+    [['podman', 'create'], ['podman', 'inspect'], ['podman', 'image'], ['podman', 'start'], ['podman', 'inspect'], ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242']])
   f.fire()
   assert.equal(await done, 130)
-  assert.deepEqual(f.calls.slice(4).map(c => c.slice(0, 2)), [['podman', 'rm'], ['podman', 'rm']])
+  assert.deepEqual(f.calls.slice(6).map(c => c.slice(0, 2)), [['podman', 'rm'], ['podman', 'rm']])
   await assert.rejects(new Promise((ok, no) => net.connect(18790, '127.0.0.1', () => ok(1)).on('error', no)), /ECONNREFUSED/, 'proxy closed')
   backend.close()
 })
@@ -280,7 +281,7 @@ test('serve: container, bridge, proxy; the printed URL works; Ctrl-C stops all o
 test('serve: when the container dies, serve exits with its code', async () => {
   const { f, done, backend, stopContainer } = await serving(['--runtime', 'docker'], 0)
   assert.match(f.out[0], /^Pernosco is ready/)
-  assert.deepEqual(f.calls[3].slice(0, 5), ['BRIDGE', 'nsenter', '--target', '4242', '--net'], 'root: plain nsenter')
+  assert.deepEqual(f.calls[5].slice(0, 5), ['BRIDGE', 'nsenter', '--target', '4242', '--net'], 'root: plain nsenter')
   stopContainer()
   assert.equal(await done, 137)
   backend.close()
@@ -288,9 +289,9 @@ test('serve: when the container dies, serve exits with its code', async () => {
 
 test('serve: a bridge that cannot start is a clear error, and the container is removed', async () => {
   const f = fakeSys({ bridge: () => ({ ready: Promise.reject(new Error('nsenter: Operation not permitted')), open: () => {}, close: () => {} }),
-    answer: a => a[1] === 'inspect' ? { code: 0, out: '7\n' } : a[1] === 'start' ? new Promise(() => {}) : { code: 0, out: '' } })
+    answer: a => a.includes('{{.State.Pid}}') ? { code: 0, out: '7\n' } : a[1] === 'start' ? new Promise(() => {}) : undefined })
   await assert.rejects(main(['serve', traceDir(), '--runtime', 'docker'], f.sys), /nsenter: Operation not permitted/)
-  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'start', 'inspect', 'nsenter', 'rm', 'rm'])
+  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'inspect', 'image', 'start', 'inspect', 'nsenter', 'rm', 'rm'])
 })
 
 test('serve: a non-loopback tunnel with allowInsecureRemote warns and prints the ssh recipe', async () => {
@@ -300,4 +301,56 @@ test('serve: a non-loopback tunnel with allowInsecureRemote warns and prints the
   f.sys.cwd = d
   assert.equal(await main(['serve', traceDir(), '--tunnel', '0.0.0.0:18800', '--dry-run'], f.sys), 0)
   assert.match(f.err[0], /WARNING: serving without TLS on 0\.0\.0\.0.*ssh -L 18800:127\.0\.0\.1:18800 -L 18801:127\.0\.0\.1:18801/)
+})
+
+test('verify before start: whatever inspect shows beyond the argv is refused, the container removed unstarted', async () => {
+  const cases: [string, (i: any) => void, RegExp][] = [
+    ['an injected mount', i => i.Mounts.push({ Source: '/etc', Destination: '/hostetc', RW: false }), /mounts .*\/etc:\/hostetc:ro/],
+    ['a read-only mount made writable', i => { i.Mounts[0].RW = true }, /mounts .*\/pernosco\/database:rw/],
+    ['an injected variable', i => i.Config.Env.push('INJECTED=1'), /environment INJECTED/],
+    ['a changed variable', i => { i.Config.Env = i.Config.Env.map((e: string) => e.startsWith('HOME=') ? 'HOME=/root' : e) }, /environment HOME/],
+    ['a network', i => { i.HostConfig.NetworkMode = 'bridge' }, /network bridge/],
+    ['an added capability', i => i.HostConfig.CapAdd.push('CAP_SYS_ADMIN'), /capabilities SYS_ADMIN/],
+    ['privileged', i => { i.HostConfig.Privileged = true }, /privileged or writable root/],
+    ['a writable root', i => { i.HostConfig.ReadonlyRootfs = false }, /privileged or writable root/],
+    ['no no-new-privileges', i => { i.HostConfig.SecurityOpt = i.HostConfig.SecurityOpt.filter((o: string) => o !== 'no-new-privileges') }, /security options/],
+    ['another seccomp profile', i => { i.HostConfig.SecurityOpt = i.HostConfig.SecurityOpt.map((o: string) => o.startsWith('seccomp=') ? 'seccomp=unconfined' : o) }, /security options/],
+    ['another user', i => { i.Config.User = '0:0' }, /user 0:0/],
+  ]
+  for (const [what, tamper, msg] of cases) {
+    const f = fakeSys(), base = f.sys.run
+    f.sys.run = async (a, c) => { const r = await base(a, c); if (a[1] === 'inspect' && r.out) { const [i] = JSON.parse(r.out); tamper(i); return { ...r, out: JSON.stringify([i]) } } return r }
+    assert.equal(await main(['serve', traceDir(), '--runtime', 'podman'], f.sys), 2, what)
+    assert.match(f.err.join('\n'), new RegExp(`is not what pernosco.mts asked for, so it was removed unstarted: .*${msg.source}`), what)
+    assert.deepEqual(f.calls.map(c => c[1]), ['create', 'inspect', 'image', 'rm'], `${what}: never started`)
+  }
+})
+
+test('the trace after the builder: links out, devices/FIFOs/sockets, other owners removed; setuid cleared; the rest kept', { skip: process.getuid!() !== 0 && 'needs root (mknod, chown)' }, async () => {
+  const t = traceDir(), outside = tmpdir()
+  fs.mkdirSync(path.join(t, 'sub'))
+  fs.writeFileSync(path.join(t, 'sub/suid'), '#!/bin/sh\n', { mode: 0o4755 })
+  fs.writeFileSync(path.join(t, 'sgid'), '', { mode: 0o2644 })
+  fs.mkdirSync(path.join(t, 'setgid-dir'), { mode: 0o2755 }); fs.chmodSync(path.join(t, 'setgid-dir'), 0o2755)
+  fs.symlinkSync(path.join(outside, 'x'), path.join(t, 'sub/escape'))
+  fs.symlinkSync('/etc/passwd', path.join(t, 'passwd'))
+  fs.symlinkSync('../version', path.join(t, 'sub/ok-link'))
+  fs.symlinkSync('../../..', path.join(t, 'sub/up'))
+  assert.equal(spawnSync('mkfifo', [path.join(t, 'fifo')]).status, 0)
+  assert.equal(spawnSync('mknod', [path.join(t, 'sub/null'), 'c', '1', '3']).status, 0)
+  const sock = net.createServer().listen(path.join(t, 'sock'))
+  await new Promise(r => sock.once('listening', r))
+  fs.writeFileSync(path.join(t, 'theirs'), ''); fs.chownSync(path.join(t, 'theirs'), 4242, 4242)
+  const f = fakeSys({ uid: 0 })
+  assert.equal(await main(['only-build', t, '--runtime', 'podman'], f.sys), 0)
+  sock.close()
+  const left = (p: string) => fs.lstatSync(path.join(t, p), { throwIfNoEntry: false })
+  for (const gone of ['sub/escape', 'passwd', 'sub/up', 'fifo', 'sub/null', 'sock', 'theirs']) assert.equal(left(gone), undefined, gone)
+  assert.equal(left('sub/suid')!.mode & 0o7777, 0o755)
+  assert.equal(left('sgid')!.mode & 0o7777, 0o644)
+  assert.equal(left('setgid-dir')!.mode & 0o7777, 0o755)
+  assert.ok(left('sub/ok-link')!.isSymbolicLink() && left('version')!.isFile())
+  assert.deepEqual(f.err.map(l => l.replace('pernosco: the builder left ', '')).sort(), ['fifo: a device, FIFO or socket, removed', 'passwd: a symlink out of the trace, removed',
+    'setgid-dir: setuid/setgid bit, cleared', 'sgid: setuid/setgid bit, cleared', 'sock: a device, FIFO or socket, removed', 'sub/escape: a symlink out of the trace, removed',
+    'sub/null: a device, FIFO or socket, removed', 'sub/suid: setuid/setgid bit, cleared', 'sub/up: a symlink out of the trace, removed', 'theirs: owned by uid 4242, removed'])
 })

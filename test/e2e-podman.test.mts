@@ -112,3 +112,13 @@ test('serve with real podman: proxy answers, storage persists across serves, SIG
   }
   assert.deepEqual(ourTmpDirs(), before)
 })
+
+test('a containers.conf that injects a mount and a variable: refused before start, container removed', { skip }, () => {
+  const conf = path.join(tmpdir(), 'containers.conf'), t = traceDir()
+  fs.writeFileSync(conf, '[containers]\ndefault_ulimits = []\nenv = ["INJECTED=1"]\nvolumes = ["/etc:/hostetc:ro"]\n[engine]\nruntime = "runc"\n')
+  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'only-build', t], { env: { ...podmanEnv(), CONTAINERS_CONF: conf }, encoding: 'utf8' })
+  assert.equal(p.status, 2, p.stderr)
+  assert.match(p.stderr, /is not what pernosco\.mts asked for, so it was removed unstarted: mounts .*\/etc:\/hostetc:ro.*; environment INJECTED\. Check containers\.conf/)
+  assert.ok(!fs.existsSync(path.join(t, 'builder.txt')), 'the builder never ran')
+  assert.deepEqual(pernoscoContainers(), [])
+})

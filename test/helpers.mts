@@ -25,16 +25,28 @@ process.on('exit', () => { for (const c of cleanups) try { c() } catch { /* best
 export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[]; fire(): void; dir: string }
 
 /** A host with podman, docker and rr on PATH, perf_event_paranoid = paranoid, and answers per argv[1]. */
-export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv: readonly string[]) => Result | Promise<Result>; path?: string[]; bridge?: (argv: readonly string[]) => Bridge } = {}): Fake {
+export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv: readonly string[]) => Result | Promise<Result> | undefined; path?: string[]; bridge?: (argv: readonly string[]) => Bridge } = {}): Fake {
   const dir = tmpdir(), bin = path.join(dir, 'bin'), proc = path.join(dir, 'proc')
   fs.mkdirSync(bin); fs.mkdirSync(path.join(proc, 'sys/kernel'), { recursive: true })
   for (const b of opts.path ?? ['podman', 'docker', 'rr']) fs.writeFileSync(path.join(bin, b), '')
   fs.writeFileSync(path.join(proc, 'sys/kernel/perf_event_paranoid'), (opts.paranoid ?? '1') + '\n')
   const calls: string[][] = [], out: string[] = [], err: string[] = []
+  let created: readonly string[] = []
+  /** An honest runtime: inspect shows exactly what create asked for. */
+  const honest = (argv: readonly string[]): Result => {
+    if (argv[1] === 'create') created = argv
+    const vals = (f: string) => created.flatMap((a, i) => a === f ? [created[i + 1]] : [])
+    if (argv[1] === 'image') return { code: 0, out: '[{"Config":{"Env":["PATH=/usr/local/bin:/bin"]}}]' }
+    if (argv[1] !== 'inspect' || argv.includes('--format')) return { code: 0, out: '' }
+    return { code: 0, out: JSON.stringify([{
+      Mounts: vals('--mount').map(m => { const o = Object.fromEntries(m.split(',').map(kv => kv.split('='))); return { Type: 'bind', Source: o.src, Destination: o.dst, RW: !('readonly' in o) } }),
+      HostConfig: { NetworkMode: vals('--network')[0], CapAdd: vals('--cap-add'), SecurityOpt: vals('--security-opt'), ReadonlyRootfs: created.includes('--read-only'), Privileged: false },
+      Config: { User: vals('--user')[0] ?? `${opts.uid ?? 1000}:${opts.uid ?? 1000}`, Env: ['PATH=/usr/local/bin:/bin', ...vals('--env')] } }]) }
+  }
   let sig: (() => void) | undefined
   const sys: Sys = {
     env: { PATH: bin, HOME: path.join(dir, 'home') }, uid: opts.uid ?? 1000, gid: opts.uid ?? 1000, cwd: dir, proc,
-    run: async argv => { calls.push([...argv]); return await (opts.answer?.(argv) ?? { code: 0, out: '' }) },
+    run: async argv => { calls.push([...argv]); return await (opts.answer?.(argv) ?? honest(argv)) },
     out: l => { out.push(l); const m = /^# seccomp profile written to (.*)\/seccomp\.json$/.exec(l); if (m) cleanups.push(() => fs.rmSync(m[1], { recursive: true, force: true })) },
     err: l => { err.push(l) },
     bridge: argv => { calls.push(['BRIDGE', ...argv]); return opts.bridge?.(argv) ?? tcpBridge(1) },
