@@ -40,7 +40,7 @@ export const VERSION = '0.1.0'
 export type Runtime = 'podman' | 'docker'
 export interface Config {
   runtime?: Runtime; images: { builder: string; server: string }; cgroupParent?: string; capAdd: string[]
-  limits: { memory: string; cpus: number; pids: number; tmp: string }
+  limits: { memory: string; cpus?: number; pids: number; tmp: string }
   serve: { hosts: string[]; tls?: { cert: string; key: string }; allowInsecureRemote: boolean }
 }
 /** What one container run is built from. Facts about the host are passed in, never read. */
@@ -61,7 +61,8 @@ export const POLICY = Object.freeze<Rule[]>([
   ['An init as PID 1 reaps zombies and forwards signals, so a stop is prompt.', () => ['--init']],
   ['A fixed hostname: the host\'s name is not disclosed.', () => ['--hostname', 'pernosco']],
   ['A private IPC namespace: no shared memory with the host or other containers.', () => ['--ipc', 'private']],
-  ['Limits: memory (no extra swap), CPUs, processes (a fork storm stops here).', c => ['--memory', c.cfg.limits.memory, '--memory-swap', c.cfg.limits.memory, '--cpus', String(c.cfg.limits.cpus), '--pids-limit', String(c.cfg.limits.pids)]],
+  ['Limits: memory (no extra swap), processes (a fork storm stops here), CPUs if configured.', ({ cfg: { limits: l } }) =>
+    ['--memory', l.memory, '--memory-swap', l.memory, ...l.cpus ? ['--cpus', String(l.cpus)] : [], '--pids-limit', String(l.pids)]],
   ['An optional cgroup parent from config, for site-wide accounting.', c => c.cfg.cgroupParent ? ['--cgroup-parent', c.cfg.cgroupParent] : []],
   ['Run as you, not root, so output is yours without the reference\'s `chmod -R ugo+rwX`.', c => c.rt === 'podman' && c.rootless ? ['--userns=keep-id'] : ['--user', `${c.uid}:${c.gid}`]],
   ['podman copies host proxy variables into containers unless told not to.', c => c.rt === 'podman' ? ['--http-proxy=false'] : []],

@@ -16,7 +16,7 @@ const ctx = (rt: 'podman' | 'docker', over: Partial<Ctx> = {}): Ctx =>
 const HEAD = ['--name', 'pernosco-builder-0123456789ab', '--rm', '--network', 'none', '--cap-drop', 'ALL',
   '--security-opt', 'no-new-privileges', '--security-opt', 'seccomp=/tmp/p/seccomp.json', '--security-opt', 'apparmor=unconfined',
   '--read-only', '--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777,size=4g', '--init', '--hostname', 'pernosco', '--ipc', 'private',
-  '--memory', '16g', '--memory-swap', '16g', '--cpus', '4', '--pids-limit', '4096']
+  '--memory', '16g', '--memory-swap', '16g', '--pids-limit', '4096']
 const PODMAN_ROOTFUL = ['podman', 'create', ...HEAD, '--user', '1000:100', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
 const PODMAN_ROOTLESS = ['podman', 'create', ...HEAD, '--userns=keep-id', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
 const DOCKER = ['docker', 'create', ...HEAD, '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp']

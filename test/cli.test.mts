@@ -108,7 +108,7 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
   const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
   assert.deepEqual(f.out, [`rr pack ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
     `# would write ${t}/sources.fallback`, `# seccomp profile written to ${seccomp}`,
-    `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --cpus 4 --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
+    `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
     `docker inspect ${name}`, 'docker image inspect localhost/b:1', `docker start --attach ${name}`, `docker rm --force ${name}`])
   assert.ok(!fs.existsSync(path.join(t, 'sources.fallback')), 'dry run writes nothing into the trace')
 })
