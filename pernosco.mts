@@ -57,7 +57,8 @@ export const POLICY = Object.freeze<Rule[]>([
   ['Our SECCOMP below: the runtime default blocks what a debugger needs; the reference used unconfined.', c => ['--security-opt', `seccomp=${c.seccomp}`]],
   ['WEAKENS: the default AppArmor profile denies mount(2), which the nested sandbox needs.', () => ['--security-opt', 'apparmor=unconfined']],
   ['The image is immutable while it runs; all writes go to the mounts and tmpfs below.', () => ['--read-only']],
-  ['A private, size-capped /tmp; exec because the builder runs tools from it.', c => ['--tmpfs', `/tmp:rw,exec,nosuid,nodev,mode=1777,size=${c.cfg.limits.tmp}`]],
+  ['A private, size-capped /tmp; exec because the builder runs tools from it. podman 4 drops mode= on a tmpfs:\n'
+    + 'U makes this tmpfs (never a host path) the container user\'s.', c => ['--tmpfs', `/tmp:rw,exec,nosuid,nodev,mode=1777,size=${c.cfg.limits.tmp}${c.rt === 'podman' ? ',U' : ''}`]],
   ['An init as PID 1 reaps zombies and forwards signals, so a stop is prompt.', () => ['--init']],
   ['A fixed hostname: the host\'s name is not disclosed.', () => ['--hostname', 'pernosco']],
   ['A private IPC namespace: no shared memory with the host or other containers.', () => ['--ipc', 'private']],

@@ -13,13 +13,13 @@ const ctx = (rt: 'podman' | 'docker', over: Partial<Ctx> = {}): Ctx =>
   ({ rt, cfg: parseConfig('{}', 'd'), rootless: false, uid: 1000, gid: 100, name: 'pernosco-builder-0123456789ab', seccomp: '/tmp/p/seccomp.json', ...over })
 
 // The confinement every container gets, spelled out literally for each runtime and user mapping.
-const HEAD = ['--name', 'pernosco-builder-0123456789ab', '--rm', '--network', 'none', '--cap-drop', 'ALL',
+const HEAD = (tmp: string) => ['--name', 'pernosco-builder-0123456789ab', '--rm', '--network', 'none', '--cap-drop', 'ALL',
   '--security-opt', 'no-new-privileges', '--security-opt', 'seccomp=/tmp/p/seccomp.json', '--security-opt', 'apparmor=unconfined',
-  '--read-only', '--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777,size=4g', '--init', '--hostname', 'pernosco', '--ipc', 'private',
+  '--read-only', '--tmpfs', `/tmp:rw,exec,nosuid,nodev,mode=1777,size=4g${tmp}`, '--init', '--hostname', 'pernosco', '--ipc', 'private',
   '--memory', '16g', '--memory-swap', '16g', '--pids-limit', '4096']
-const PODMAN_ROOTFUL = ['podman', 'create', ...HEAD, '--user', '1000:100', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
-const PODMAN_ROOTLESS = ['podman', 'create', ...HEAD, '--userns=keep-id', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
-const DOCKER = ['docker', 'create', ...HEAD, '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp']
+const PODMAN_ROOTFUL = ['podman', 'create', ...HEAD(',U'), '--user', '1000:100', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
+const PODMAN_ROOTLESS = ['podman', 'create', ...HEAD(',U'), '--userns=keep-id', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
+const DOCKER = ['docker', 'create', ...HEAD(''), '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp']
 const PM = ',bind-nonrecursive,nosuid,nodev', DM = ',bind-nonrecursive=true' // podman's and docker's bind options
 const TAIL = (m: string) => ['--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`, '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', B, 'on-prem', '/trace']
 

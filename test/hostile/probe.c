@@ -1,0 +1,70 @@
+/* Network probes for the hostile stand-in images (built static by the test, run inside the
+ * container): each spec "name:kind:host[:port]" sends "TOKEN-name" once and prints what happened.
+ * Whether anything arrived is decided by the test's canaries, never by this program. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int connect2(int fd, struct sockaddr *sa, socklen_t len) {
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  if (connect(fd, sa, len) == 0) return 0;
+  if (errno != EINPROGRESS) return -1;
+  struct pollfd p = {fd, POLLOUT, 0};
+  if (poll(&p, 1, 2000) != 1) { errno = ETIMEDOUT; return -1; }
+  int e = 0; socklen_t l = sizeof e;
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
+  if (e) { errno = e; return -1; }
+  return 0;
+}
+
+static unsigned short csum(void *p, int n) {
+  unsigned s = 0; unsigned short *b = p;
+  for (; n > 1; n -= 2) s += *b++;
+  s = (s >> 16) + (s & 0xffff); s += s >> 16;
+  return ~s;
+}
+
+int main(int argc, char **argv) {
+  for (int i = 2; i < argc; i++) {
+    char spec[256], msg[300];
+    snprintf(spec, sizeof spec, "%s", argv[i]);
+    char *name = strtok(spec, ":"), *kind = strtok(NULL, ":"), *host = strtok(NULL, ":"), *port = strtok(NULL, ":");
+    snprintf(msg, sizeof msg, "%s-%s\n", argv[1], name);
+    int ok = -1, fd = -1;
+    errno = 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port ? atoi(port) : 0)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    if (!strcmp(kind, "tcp") || !strcmp(kind, "udp")) {
+      fd = socket(AF_INET, kind[0] == 't' ? SOCK_STREAM : SOCK_DGRAM, 0);
+      if (fd >= 0 && connect2(fd, (struct sockaddr *)&a, sizeof a) == 0) ok = send(fd, msg, strlen(msg), 0) > 0 ? 0 : -1;
+      if (ok == 0 && kind[0] == 't') usleep(100000);
+    } else if (!strcmp(kind, "unix")) {
+      struct sockaddr_un u = {.sun_family = AF_UNIX};
+      snprintf(u.sun_path + 1, sizeof u.sun_path - 1, "%s", host);
+      fd = socket(AF_UNIX, SOCK_STREAM, 0);
+      /* the full length: libuv (the canary) binds abstract names padded with NULs to sizeof sun_path */
+      if (fd >= 0 && connect(fd, (struct sockaddr *)&u, sizeof u) == 0)
+        ok = send(fd, msg, strlen(msg), 0) > 0 ? 0 : -1;
+    } else if (!strcmp(kind, "icmp")) {
+      struct { struct icmphdr h; char data[64]; } pkt = {.h = {.type = ICMP_ECHO, .un.echo.id = htons(4242)}};
+      snprintf(pkt.data, sizeof pkt.data, "%.63s", msg);
+      pkt.h.checksum = csum(&pkt, sizeof pkt);
+      fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+      if (fd < 0) fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+      if (fd >= 0) ok = sendto(fd, &pkt, sizeof pkt, 0, (struct sockaddr *)&a, sizeof a) > 0 ? 0 : -1;
+    }
+    printf("%s %s %s\n", name, ok == 0 ? "sent" : "failed:", ok == 0 ? "" : strerror(errno));
+    fflush(stdout);
+    if (fd >= 0) close(fd);
+  }
+  return 0;
+}

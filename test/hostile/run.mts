@@ -1,0 +1,196 @@
+// The hostile suite's sandbox and driver. Started by test/hostile.test.mts as root under
+// `unshare --net --mount --fork`: everything below lives in network and mount namespaces the test
+// made, with its own resolv.conf (naming the canary DNS server), an "outside" host in a second
+// namespace over a veth pair, and canaries on loopback. Nothing can leave the machine even if
+// confinement fails. For each runtime it runs `build` and `serve` with the hostile images, then a
+// control with deliberately weak flags, and prints one JSON line: rows {runtime, command, probe, channel, result}.
+import fs from 'node:fs'
+import http from 'node:http'
+import os from 'node:os'
+import path from 'node:path'
+import crypto from 'node:crypto'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { ROOT } from '../helpers.mts'
+
+const sh = (cmd: string, ...args: string[]) => {
+  const p = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 })
+  if (p.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${p.stderr}`)
+  return p.stdout
+}
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
+/** Every wait is bounded: a hung step becomes a row, never a hung suite. */
+const within = <T,>(p: Promise<T>, ms: number, dflt: T) => Promise.race([p, sleep(ms).then(() => dflt)])
+const t0 = Date.now(), step = (what: string) => process.stderr.write(`# hostile +${((Date.now() - t0) / 1000).toFixed(1)}s ${what}\n`)
+const runtimes = process.argv.slice(2)
+const base = fs.mkdtempSync(path.join(os.tmpdir(), 'pmts-hostile-'))
+fs.chmodSync(base, 0o755)
+const children: ChildProcess[] = []
+const rows: { runtime: string; command: string; probe: string; channel: string; result: string }[] = []
+
+// ---- the sandbox ----
+sh('mount', '--make-rprivate', '/')
+fs.writeFileSync(path.join(base, 'resolv.conf'), 'nameserver 10.200.0.2\n')
+sh('mount', '--bind', path.join(base, 'resolv.conf'), '/etc/resolv.conf')
+sh('ip', 'link', 'set', 'lo', 'up')
+fs.mkdirSync('/run/netns', { recursive: true }); sh('mount', '-t', 'tmpfs', 'pmts-netns', '/run/netns') // named namespaces stay in our mount namespace
+sh('ip', 'netns', 'add', 'pmts-outside')
+sh('ip', 'link', 'add', 'pmts-in', 'type', 'veth', 'peer', 'name', 'pmts-out')
+sh('ip', 'link', 'set', 'pmts-out', 'netns', 'pmts-outside')
+sh('ip', 'addr', 'add', '10.200.0.1/24', 'dev', 'pmts-in'); sh('ip', 'link', 'set', 'pmts-in', 'up')
+for (const a of [['addr', 'add', '10.200.0.2/24', 'dev', 'pmts-out'], ['link', 'set', 'pmts-out', 'up'], ['link', 'set', 'lo', 'up'], ['route', 'add', 'default', 'via', '10.200.0.1']])
+  sh('ip', 'netns', 'exec', 'pmts-outside', 'ip', ...a)
+step('sandbox ready')
+let hits: string[] = []
+async function canary(args: string[]) {
+  const p = spawn(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(p)
+  let ready = false
+  p.stdout!.setEncoding('utf8').on('data', (d: string) => { for (const l of d.split('\n')) { if (l === 'READY') ready = true; else if (l.startsWith('HIT ')) hits.push(l.slice(4)) } })
+  for (let i = 0; i < 100 && !ready; i++) await sleep(50)
+  if (!ready) throw new Error(`canary ${args.join(' ')} did not start`)
+}
+const node = [process.execPath, '--import', 'tsx', path.join(ROOT, 'test/hostile/canary.mts')]
+await canary(['ip', 'netns', 'exec', 'pmts-outside', ...node, 'outside'])
+await canary([...node, 'host'])
+const icmpIn = () => +/Icmp: (?:\d+ ){7}(\d+)/.exec(sh('ip', 'netns', 'exec', 'pmts-outside', 'cat', '/proc/net/snmp').split('\n').filter(l => l.startsWith('Icmp:'))[1])![1]
+step('canaries ready')
+const hostSleeper = spawn('sleep', ['31337'], { stdio: 'ignore' }); children.push(hostSleeper)
+
+// ---- the images: busybox-static, the static probe, the hostile script as both entry points ----
+const root = path.join(base, 'rootfs')
+for (const d of ['bin', 'tmp', 'trace', 'usr/local/bin', 'proc', 'dev', 'etc', 'www', 'pernosco', 'sources']) fs.mkdirSync(path.join(root, d), { recursive: true })
+fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox'))
+for (const c of sh('/bin/busybox', '--list').split('\n').filter(c => c && c !== 'busybox')) fs.symlinkSync('busybox', path.join(root, 'bin', c))
+sh('cc', '-static', '-O2', '-o', path.join(root, 'probe'), path.join(ROOT, 'test/hostile/probe.c'))
+for (const e of ['db_builder', 'app_server']) fs.copyFileSync(path.join(ROOT, 'test/hostile/hostile'), path.join(root, 'usr/local/bin', e))
+fs.writeFileSync(path.join(root, 'www/index.html'), '<h1>hostile</h1>\n')
+sh('chmod', '-R', 'a+rX', root); sh('chmod', '755', path.join(root, 'usr/local/bin/db_builder'), path.join(root, 'usr/local/bin/app_server'))
+const tar = path.join(base, 'rootfs.tar')
+sh('tar', '-C', root, '-cf', tar, '.'); fs.chmodSync(tar, 0o644)
+const IMAGE = 'localhost/pernosco-hostile:1'
+step('image rootfs ready')
+
+// ---- the runtimes ----
+const conf = path.join(base, 'containers.conf')
+fs.writeFileSync(conf, '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n'); fs.chmodSync(conf, 0o644)
+const U = 'pmtsu'
+interface RT { name: string; rt: 'podman' | 'docker'; env: NodeJS.ProcessEnv; wrap: string[]; owner: number; cli: string[] }
+async function setup(name: string): Promise<RT> {
+  const env = { PATH: process.env.PATH, HOME: '/root', NO_COLOR: '1', PMTS_SECRET: 'T-secret-env', CONTAINERS_CONF: conf }
+  const wrapper = [process.execPath, '--import', 'tsx', path.join(ROOT, 'pernosco.mts')]
+  if (name === 'podman') { sh('podman', 'import', '--change', 'ENV PATH=/usr/local/bin:/bin', '--change', 'ENTRYPOINT ["/usr/local/bin/app_server"]', tar, IMAGE); return { name, rt: 'podman', env, wrap: wrapper, owner: 0, cli: ['podman'] } }
+  if (name === 'docker') {
+    const d = path.join(base, 'docker'), sock = `unix://${d}/docker.sock`
+    fs.mkdirSync(d)
+    const p = spawn('dockerd', ['--data-root', `${d}/data`, '--exec-root', `${d}/exec`, '-H', sock, '--pidfile', `${d}/docker.pid`, '--exec-opt', 'native.cgroupdriver=cgroupfs',
+      '--iptables=false', '--bridge=none'], { stdio: ['ignore', fs.openSync(`${d}/dockerd.log`, 'w'), fs.openSync(`${d}/dockerd.log`, 'a')] })
+    children.push(p)
+    for (let i = 0; i < 100 && spawnSync('docker', ['-H', sock, 'version']).status !== 0; i++) await sleep(200)
+    const e = { ...env, DOCKER_HOST: sock }
+    spawnSync('docker', ['import', '--change', 'ENV PATH=/usr/local/bin:/bin', '--change', 'ENTRYPOINT ["/usr/local/bin/app_server"]', tar, IMAGE], { env: e })
+    return { name, rt: 'docker', env: e, wrap: wrapper, owner: 0, cli: ['docker'] }
+  }
+  // Rootless podman: a test user with subuids, its own XDG_RUNTIME_DIR, a world-readable copy of the wrapper.
+  if (spawnSync('id', [U]).status !== 0) sh('useradd', '-m', U)
+  const uid = +sh('id', '-u', U).trim(), run = `/run/user/${uid}`, copy = path.join(base, 'app')
+  fs.mkdirSync(run, { recursive: true, mode: 0o700 }); fs.chownSync(run, uid, uid); fs.chmodSync(run, 0o700)
+  fs.mkdirSync(copy)
+  for (const f of ['pernosco.mts', 'schema.json', 'package.json']) fs.copyFileSync(path.join(ROOT, f), path.join(copy, f))
+  sh('cp', '-a', path.join(ROOT, 'node_modules'), copy); sh('chmod', '-R', 'a+rX', copy)
+  const e = { ...env, HOME: `/home/${U}`, XDG_RUNTIME_DIR: run }
+  // setpriv execs (runuser would stay in between and turn our SIGTERM into its own)
+  const as = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--init-groups', '--', 'env', '-C', copy, ...Object.entries(e).map(([k, v]) => `${k}=${v}`)]
+  sh(as[0], ...as.slice(1), 'podman', 'import', '--change', 'ENV PATH=/usr/local/bin:/bin', '--change', 'ENTRYPOINT ["/usr/local/bin/app_server"]', tar, IMAGE)
+  return { name, rt: 'podman', env: e, wrap: [...as, process.execPath, '--import', path.join(copy, 'node_modules/tsx/dist/esm/index.mjs'), path.join(copy, 'pernosco.mts')], owner: uid, cli: [...as, 'podman'] }
+}
+
+function dir(owner: number, mode = 0o755) {
+  const d = fs.mkdtempSync(path.join(base, 'd-')); fs.chmodSync(d, mode); fs.chownSync(d, owner, owner); return d
+}
+const ps = (r: RT) => spawnSync(r.cli[0], [...r.cli.slice(1), 'ps', '-a', '--format', '{{.Names}}'], { env: r.env, encoding: 'utf8' }).stdout.split('\n').filter(n => n.startsWith('pernosco-'))
+const pgrep = (pat: string) => spawnSync('pgrep', ['-f', pat], { encoding: 'utf8' }).stdout.trim()
+
+/** One hostile run: the wrapper command, then what the canaries saw and what the container reported. */
+async function hostile(r: RT, command: 'build' | 'serve' | 'control') {
+  const token = `T${crypto.randomBytes(4).toString('hex')}`, row = (probe: string, channel: string, result: string) => rows.push({ runtime: r.name, command, probe, channel, result })
+  const secretDir = dir(r.owner), trace = path.join(secretDir, 'trace'), outside = dir(r.owner), storage = dir(r.owner), sources = dir(r.owner)
+  fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'T-secret-file\n')
+  fs.mkdirSync(trace); fs.writeFileSync(path.join(trace, 'token'), token); fs.writeFileSync(path.join(trace, 'outside-path'), outside)
+  for (const f of ['', 'token', 'outside-path']) fs.chownSync(path.join(trace, f), r.owner, r.owner)
+  const cfg = path.join(dir(r.owner), 'pernosco.json')
+  fs.writeFileSync(cfg, JSON.stringify({ runtime: r.rt, images: { builder: IMAGE, server: IMAGE }, limits: { memory: '256m', pids: 64, tmp: '16m' } }))
+  const passwd = crypto.createHash('sha256').update(fs.readFileSync('/etc/passwd')).digest('hex'), icmp0 = icmpIn()
+  hits = []
+  step(`${r.name} ${command}`)
+  const wrap = (args: string[]) => spawn(r.wrap[0], [...r.wrap.slice(1), '--config', cfg, ...args], { env: r.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let report = ''
+  if (command === 'build') {
+    const p = wrap(['build', trace, '--skip-rr'])
+    let err = ''
+    p.stderr!.on('data', d => { err += d })
+    const code = await within(new Promise(ok => p.on('exit', ok)), 120_000, 'TIMEOUT')
+    report = fs.readFileSync(path.join(trace, 'probes.txt'), 'utf8')
+    row('builder exit', 'process', `exit ${code}`)
+    // The traps it left: neutralised before anything else touches the trace, and the next host-side write stays inside.
+    const l = (f: string) => fs.lstatSync(path.join(trace, f), { throwIfNoEntry: false })
+    row('trap: symlink sources.fallback → /etc/passwd', 'trace', l('sources.fallback') ? 'LEFT' : 'removed')
+    row('trap: symlink files.system-debuginfo → outside', 'trace', l('files.system-debuginfo') ? 'LEFT' : 'removed')
+    row('trap: FIFO', 'trace', l('fifo') ? 'LEFT' : 'removed')
+    row('trap: setuid binary', 'trace', (l('suid')?.mode ?? 0) & 0o6000 ? 'LEFT' : 'cleared')
+    row('trap: symlink to /', 'trace', l('root-link') ? 'LEFT' : 'removed')
+    row('wrapper reported the traps', 'trace', /sources\.fallback: a symlink out of the trace, removed/.test(err) && /suid: setuid\/setgid bit, cleared/.test(err) ? 'yes' : `NO: ${err.slice(0, 200)}`)
+    const again = spawnSync(r.wrap[0], [...r.wrap.slice(1), '--config', cfg, 'package-build', trace, '--skip-rr'], { env: r.env, encoding: 'utf8' })
+    row('next package-build', 'trace', again.status === 0 && l('sources.fallback')?.isFile() && fs.readdirSync(outside).length === 0 ? 'writes stay in the trace' : `LEAK: ${again.stderr}`)
+  } else if (command === 'serve') {
+    const p = wrap(['serve', trace, '--storage', storage, '--sources', `/src=${sources}`])
+    let out = ''
+    p.stdout!.on('data', d => { out += d }); p.stderr!.on('data', d => { out += d })
+    for (let i = 0; i < 300 && !out.includes('ready'); i++) await sleep(100)
+    step(`serve said: ${out.slice(0, 300)}`)
+    const url = /open (http\S+)/.exec(out)?.[1]
+    if (url) {
+      const cookie = await within(new Promise<string>(ok => http.get(url, { agent: false }, res => { res.resume(); ok(String(res.headers['set-cookie']?.[0]).split(';')[0]) })), 10_000, '')
+      const status = await within(new Promise<number>(ok => http.get(url.replace(/\/\?token=.*/, '/'), { agent: false, headers: { cookie } }, res => { res.resume(); ok(res.statusCode!) })), 10_000, 0)
+      row('UI through the proxy', 'serve', `HTTP ${status}`)
+    } else row('UI through the proxy', 'serve', `NOT READY: ${out}`)
+    for (let i = 0; i < 300 && !fs.readFileSync(path.join(storage, 'probes.txt'), { encoding: 'utf8', flag: 'a+' }).includes('probes done'); i++) await sleep(100)
+    p.kill('SIGTERM')
+    row('SIGTERM', 'process', `exit ${await within(new Promise(ok => p.on('exit', ok)), 30_000, 'TIMEOUT')}`)
+    report = fs.readFileSync(path.join(storage, 'probes.txt'), 'utf8')
+  } else {
+    // The control: the same image under deliberately weak flags (host network, the secret passed in).
+    const p = spawnSync(r.cli[0], [...r.cli.slice(1), 'run', '--rm', '--network', 'host', '--env', 'PMTS_SECRET', '--mount', `type=bind,src=${trace},dst=/trace`, '--entrypoint', 'db_builder', IMAGE],
+      { env: r.env, encoding: 'utf8', timeout: 120_000 })
+    row('control exit', 'process', `exit ${p.status}`)
+    report = fs.readFileSync(path.join(trace, 'probes.txt'), 'utf8')
+  }
+  await sleep(1500) // late UDP/DNS packets
+  for (const line of report.split('\n').filter(Boolean)) {
+    const [probe, ...rest] = line.split(' '), result = rest.join(' ')
+    if (/ (sent|failed:)/.test(line)) continue // network attempts: judged by the canaries below
+    row(probe, /secret/.test(probe) ? 'secrets' : /process/.test(probe) ? 'processes' : /fork|fill/.test(probe) ? 'limits' : 'filesystem', result)
+  }
+  const mine = hits.filter(h => h.includes(token))
+  for (const p of ['tcp-outside', 'udp-outside', 'tcp-host-loopback', 'tcp-host-any', 'udp-host-loopback', 'abstract-socket', 'tcp-gateway', 'dns-resolv', 'dns-gateway', 'dns-embedded'])
+    row(p, p.startsWith('dns') ? 'dns' : 'network', mine.some(h => h.includes(`${token}-${p}`)) ? 'LEAK' : 'blocked')
+  row('icmp-outside', 'network', icmpIn() > icmp0 ? 'LEAK' : 'blocked')
+  row('host file unchanged (/etc/passwd)', 'filesystem', crypto.createHash('sha256').update(fs.readFileSync('/etc/passwd')).digest('hex') === passwd ? 'unchanged' : 'LEAK')
+  for (let i = 0; i < 30 && pgrep('sleep 31338'); i++) await sleep(100)
+  row('process left running', 'processes', pgrep('sleep 31338') ? 'LEAK' : 'none')
+  if (command !== 'control') {
+    row('containers left', 'process', ps(r).length ? `LEAK ${ps(r)}` : 'none')
+    row('bridge left', 'process', pgrep('pernosco.mts __bridge') ? 'LEAK' : 'none')
+  }
+  spawnSync('pkill', ['-f', 'sleep 31338'])
+}
+
+try {
+  for (const name of runtimes) {
+    const r = await setup(name)
+    for (const c of ['build', 'serve'] as const) await hostile(r, c)
+    if (name === 'podman') await hostile(r, 'control')
+  }
+} finally {
+  for (const c of children) c.kill()
+  console.log(JSON.stringify(rows))
+}
