@@ -222,38 +222,53 @@ function privateDir(r: Run): { dir: string; seccomp: string; done(): void } {
   return { dir, seccomp, done: () => { if (!r.dry) fs.rmSync(dir, { recursive: true, force: true }) } }
 }
 
+/** The local image for a reference, pulled only when allowed; a pinned digest must be exactly this image's. */
+async function resolveImage(r: Run, ref: string): Promise<{ Id?: string; Config?: { Env?: string[] } }> {
+  const pin = /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1], inspect = async (x: string) => JSON.parse((await exec(r, [r.rt, 'image', 'inspect', x], true)).out || '[]')[0]
+  let img = await inspect(ref) ?? (pin && !r.dry ? await inspect(pin) : undefined) // after `load`, a pin may only match the image ID
+  if (!img && !r.dry) {
+    if (!r.o.pull) fail(`image ${ref} is not here and --no-pull was given: \`pull\` it, or \`load\` a saved copy`)
+    if ((await exec(r, [r.rt, 'pull', ref])).code) fail(`pulling ${ref} failed: log in with \`${r.rt} login REGISTRY\` (credentials stay with ${r.rt}), or \`load\` a saved copy`)
+    img = await inspect(ref)
+  }
+  const ids = img ? [img.Digest, ...img.RepoDigests ?? [], img.Id].map(d => `sha256:${String(d).replace(/^.*sha256:/, '')}`) : []
+  if (pin && img && !ids.includes(pin)) fail(`image ${ref} is ${ids.at(-1)} here, not ${pin}: refusing to run it (re-tagged or tampered?)`)
+  return img ?? {}
+}
+
 /** What `inspect` shows that the argv did not ask for: a containers.conf or daemon config can add mounts, env, networks. */
-export function verify(argv: readonly string[], c: Ctx, info: any, imageEnv: string[]): string[] {
+export function verify(argv: readonly string[], c: Ctx, info: any, img: { Id?: string; Config?: { Env?: string[] } }): string[] {
   const vals = (flag: string) => argv.flatMap((a, i) => a === flag ? [argv[i + 1]] : []), hc = info.HostConfig ?? {}, sec: string[] = hc.SecurityOpt ?? []
   const want = vals('--mount').map(m => { const o = Object.fromEntries(m.split(',').map(kv => kv.split('='))); return `${o.src}:${o.dst}:${'readonly' in o ? 'ro' : 'rw'}` })
   const got = (info.Mounts ?? []).map((m: { Source: string; Destination: string; RW: boolean }) => `${m.Source}:${m.Destination}:${m.RW ? 'rw' : 'ro'}`)
   const caps = (hc.CapAdd ?? []).map((k: string) => k.replace(/^CAP_/, '')).sort().join(), user = vals('--user')[0] ?? `${c.uid}:${c.gid}`
-  const env = new Set([...imageEnv, ...vals('--env'), 'container=podman', 'HOSTNAME=pernosco', 'TERM=xterm'])
+  const env = new Set([...img.Config?.Env ?? [], ...vals('--env'), 'container=podman', 'HOSTNAME=pernosco', 'TERM=xterm']), bare = (id?: string) => id?.replace(/^sha256:/, '')
   const seccompOk = sec.some(o => o === `seccomp=${c.seccomp}` || o.startsWith('seccomp={') && isDeepStrictEqual(JSON.parse(o.slice(8)), JSON.parse(SECCOMP)))
   return [got.sort().join() !== want.sort().join() && `mounts ${got.join(' ')}`, hc.NetworkMode !== 'none' && `network ${hc.NetworkMode}`,
     caps !== vals('--cap-add').sort().join() && `capabilities ${caps}`, (hc.Privileged || !hc.ReadonlyRootfs) && 'privileged or writable root',
     !(sec.includes('no-new-privileges') && seccompOk) && `security options ${sec.join(' ').slice(0, 200)}`, info.Config?.User !== user && `user ${info.Config?.User}`,
+    bare(info.Image) !== bare(img.Id) && `image ${info.Image}, not the one checked (${img.Id})`,
     ...(info.Config?.Env ?? []).filter((e: string) => !env.has(e)).map((e: string) => `environment ${e.split('=')[0]}`)].filter((x): x is string => !!x)
 }
 
 /** create → inspect-verify → start --attach (while `during` sets up what talks to it) → rm; a signal removes the container. */
-async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx) => string[], during?: (name: string, c: Ctx) => Promise<() => void>): Promise<number> {
+async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx) => string[],
+  { during, capture = false }: { during?: (name: string, c: Ctx) => Promise<() => void>; capture?: boolean } = {}): Promise<Result> {
   if (!r.dry && !onPath(r.sys.env, r.rt)) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
-  const tmp = privateDir(r), name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
+  const img = await resolveImage(r, image), tmp = privateDir(r), name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
   const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: r.sys.uid !== 0, uid: r.sys.uid, gid: r.sys.gid, name, seccomp: tmp.seccomp }
   const off = r.sys.onSignal(() => { r.interrupted = true; void r.sys.run(rmArgv(r.rt, name), true) })
   let stop = () => {}
   try {
     const argv = build(c), created = await exec(r, argv, true)
-    if (created.code || r.interrupted) return r.interrupted ? 130 : created.code
+    if (created.code || r.interrupted) return { code: r.interrupted ? 130 : created.code, out: '' }
     const [info] = JSON.parse((await exec(r, [r.rt, 'inspect', name], true)).out || '[{}]')
-    const [img] = JSON.parse((await exec(r, [r.rt, 'image', 'inspect', image], true)).out || '[{}]')
-    const bad = r.dry ? [] : verify(argv, c, info, img.Config?.Env ?? [])
+    const bad = r.dry ? [] : verify(argv, c, info, img)
     if (bad.length) fail(`${name} is not what pernosco.mts asked for, so it was removed unstarted: ${bad.join('; ')}. Check containers.conf or the daemon config`)
-    const started = exec(r, startArgv(r.rt, name)).finally(() => { r.ended = true })
+    const started = exec(r, startArgv(r.rt, name), capture).finally(() => { r.ended = true })
     if (during) stop = await during(name, c).catch(async e => { await r.sys.run(rmArgv(r.rt, name), true); throw e })
-    const { code } = await started
-    return r.interrupted ? 130 : code
+    const res = await started
+    return r.interrupted ? { code: 130, out: '' } : res
   } finally {
     stop(); show(r, rmArgv(r.rt, name))
     if (!r.dry) await r.sys.run(rmArgv(r.rt, name), true) // an error here means it was already gone
@@ -316,7 +331,7 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
 async function onlyBuild(r: Run, trace: string): Promise<number> {
   const o: BuildOpts = { shards: checkInt(r.o.shards, '--shards', 1, 1024), compression: checkInt(r.o['compression-level'], '--compression-level', 1, 22),
     checkTrace: r.o['check-trace'], skipGdbAddIndex: r.o['skip-gdb-add-index'], rrLog: r.o['builder-rr-log'] }
-  const code = await runContainer(r, 'builder', r.cfg.images.builder, c => builderArgv(c, trace, o))
+  const { code } = await runContainer(r, 'builder', r.cfg.images.builder, c => builderArgv(c, trace, o))
   if (!r.dry) sanitize(r, trace)
   return code
 }
@@ -332,7 +347,7 @@ async function record(r: Run): Promise<number> {
   if (+par > 1) fail(`rr needs /proc/sys/kernel/perf_event_paranoid <= 1 (it is ${par}): sudo sysctl kernel.perf_event_paranoid=1`)
   const out = r.o.output === undefined ? undefined : checkDir(r.o.output, '--output')
   const dir = r.o.container && (out ?? checkDir(rrDir(r), 'trace dir'))
-  if (dir) return runContainer(r, 'record', r.o.container, c => recordContainerArgv(c, dir, r.o.container, cmd))
+  if (dir) return (await runContainer(r, 'record', r.o.container, c => recordContainerArgv(c, dir, r.o.container, cmd))).code
   if (!r.dry && !onPath(r.sys.env, 'rr')) fail('rr is not on PATH: install rr (https://rr-project.org), or record in your image with --container IMAGE')
   return (await exec(r, recordArgv(out, cmd))).code
 }
@@ -432,7 +447,7 @@ async function serve(r: Run): Promise<number> {
   if (!LOOPBACK.test(host) && !cfg.tls) r.sys.err(chalk.yellow(`pernosco: WARNING: serving without TLS on ${host}: anyone on the path can read the UI and steal its cookie. Safer: ${ssh}`))
   let tls: ProxyOpts['tls']
   try { tls = cfg.tls && { cert: fs.readFileSync(cfg.tls.cert), key: fs.readFileSync(cfg.tls.key) } } catch (e) { fail(`serve.tls: ${(e as Error).message}`) }
-  return runContainer(r, 'server', r.cfg.images.server, c => serverArgv(c, trace, storage, sources), async (name, c) => {
+  return (await runContainer(r, 'server', r.cfg.images.server, c => serverArgv(c, trace, storage, sources), { during: async (name, c) => {
     let pid = r.dry ? (await exec(r, pidArgv(r.rt, name), true), 'PID') : ''
     for (let i = 0; i < 300 && !/^[1-9]\d*$/.test(pid) && !r.ended; i++) pid = (await exec(r, pidArgv(r.rt, name), true)).out.trim() || (await sleep(100), '')
     const argv = bridgeArgv(r.rt, c.rootless, pid, [process.execPath, ...process.execArgv])
@@ -445,7 +460,61 @@ async function serve(r: Run): Promise<number> {
     for (let i = 0; i < 300 && !r.ended && !await new Promise(ok => bridge.open((e, s) => { s?.destroy(); ok(!e) })); i++) await sleep(100)
     if (!r.ended) r.sys.out(`Pernosco is ready: open ${proxy.url}` + (LOOPBACK.test(host) ? '' : `\n(or, safer, from your machine: ${ssh})`))
     return () => { proxy.close(); bridge.close() }
-  })
+  } })).code
+}
+
+// ---- Images and diagnostics ----
+const IMAGES = (r: Run) => [['db_builder', r.cfg.images.builder], ['app_server', r.cfg.images.server]] as const
+const outDir = (r: Run) => checkDir(String(r.o._[0] ?? r.sys.cwd), 'directory')
+async function each(r: Run, f: (name: string, ref: string) => Promise<unknown>) { for (const [n, ref] of IMAGES(r)) await f(n, ref); return 0 }
+/** Tar files are named after the image ID, so a load can check that it got what was saved. */
+const tarName = (name: string, id = 'unknown') => `${name}.${id.replace(/^sha256:/, '').slice(0, 12)}.tar`
+const save = (r: Run) => each(r, async (name, ref) => {
+  const f = path.join(outDir(r), tarName(name, (await resolveImage(r, ref)).Id))
+  if (!fs.existsSync(f) && (await exec(r, [r.rt, 'save', '-o', f, ref])).code) fail(`saving ${ref} to ${f} failed`)
+})
+const load = (r: Run) => each(r, async (name, ref) => {
+  const dir = outDir(r), tars = fs.readdirSync(dir).filter(f => f.startsWith(name + '.') && f.endsWith('.tar'))
+  if (tars.length !== 1) fail(`load: expected one ${name}.*.tar in ${dir}, found ${tars.length ? tars.join(', ') : 'none'}`)
+  if ((await exec(r, [r.rt, 'load', '-i', path.join(dir, tars[0])])).code) fail(`loading ${tars[0]} failed`)
+  const id = (await resolveImage({ ...r, o: { ...r.o, pull: false } }, ref)).Id
+  if (!r.dry && tarName(name, id) !== tars[0]) fail(`${tars[0]} loaded, but ${ref} is ${id}: not the image that was saved`)
+})
+/** Each image's CycloneDX SBOM, read by `cat` in a container with the same confinement and no mounts. */
+export const bomArgv = (c: Ctx, image: string) => [c.rt, 'create', ...confinement(c), '--entrypoint', 'cat', image, '/sbom.json']
+const bom = (r: Run) => each(r, async (name, ref) => {
+  const dir = outDir(r), { code, out } = await runContainer(r, 'bom', ref, c => bomArgv(c, ref), { capture: true })
+  let sbom: { bomFormat?: string } = {}
+  try { sbom = JSON.parse(out) } catch { /* below */ }
+  if (!r.dry && (code || sbom.bomFormat !== 'CycloneDX')) fail(`${ref} has no CycloneDX /sbom.json (cat exited ${code})`)
+  if (!r.dry) fs.writeFileSync(path.join(dir, `${name}.json`), out)
+})
+/** The builder image's rr, with build's confinement, for diagnostics; the trace is at /trace. */
+export const rrArgv = (c: Ctx, trace: string, args: string[], rrLog?: string) =>
+  [c.rt, 'create', ...confinement(c), ...bindMount(c.rt, trace, '/trace'), ...envFlags({ RR_LOG: rrLog }), '--entrypoint', '/usr/local/bin/rr', c.cfg.images.builder, ...args]
+async function rr(r: Run) {
+  const trace = traceArg(r), { code } = await runContainer(r, 'rr', r.cfg.images.builder, c => rrArgv(c, trace, r.o['--'] ?? [], r.o['builder-rr-log']))
+  if (!r.dry) sanitize(r, trace)
+  return code
+}
+
+/** One table of what this host has and needs; non-zero exit when something required is missing. */
+async function check(r: Run): Promise<number> {
+  const read = (f: string) => { try { return fs.readFileSync(path.join(r.sys.proc, f), 'utf8').trim() } catch { return '' } }
+  const ver = async (argv: string[]) => onPath(r.sys.env, argv[0]) ? (await r.sys.run(argv, true)).out.trim().split('\n')[0] : ''
+  const rows: [string, boolean, string, string][] = [ // what, required, found (empty: missing), fix
+    [`${r.rt}`, true, await ver([r.rt, '--version']), `install ${r.rt}, or choose the other with --runtime`],
+    ['mode', false, r.sys.uid ? `rootless (uid ${r.sys.uid})` : 'rootful (root)', ''],
+    ['cgroups', false, read('self/cgroup').split('\n').length === 1 ? 'v2' : 'v1 (rootless podman ignores memory/pids limits)', 'boot with cgroup v2'],
+    ['user namespaces', true, +read('sys/user/max_user_namespaces') > 0 ? read('sys/user/max_user_namespaces') : '', 'sudo sysctl user.max_user_namespaces=15000'],
+    ['perf_event_paranoid (record)', false, +read('sys/kernel/perf_event_paranoid') <= 1 ? read('sys/kernel/perf_event_paranoid') : '', 'sudo sysctl kernel.perf_event_paranoid=1'],
+    ['rr (record, build)', false, await ver(['rr', '--version']), 'install rr from https://rr-project.org'],
+    ['nsenter (serve)', true, onPath(r.sys.env, 'nsenter') ? 'yes' : '', 'install util-linux'],
+  ]
+  for (const [name, ref] of IMAGES(r)) rows.push([`${name} image`, true, await resolveImage({ ...r, o: { ...r.o, pull: false } }, ref)
+    .then(i => i.Id ? `${ref} (${i.Id.replace(/^sha256:/, '').slice(0, 12)})` : '', e => { if (e instanceof UserError) return ''; throw e }), '`pull` or `load` it'])
+  for (const [what, req, found, fix] of rows) r.sys.out(`${(found ? chalk.green('ok') : req ? chalk.red('MISSING') : chalk.yellow('missing')).padEnd(18)} ${what.padEnd(28)} ${found || fix}`)
+  return rows.some(([, req, found]) => req && !found) ? 1 : 0
 }
 
 // ---- CLI ----
@@ -458,10 +527,17 @@ export const COMMANDS: Record<string, Command> = {
     run: async r => { const t = traceArg(r); return (await packageBuild(r, t)) || onlyBuild(r, t) } },
   'package-build': { usage: 'package-build [TRACE] [--skip-rr]   rr pack, add libthread_db.so and sources.fallback', boolean: ['skip-rr'], run: r => packageBuild(r, traceArg(r)) },
   serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel [ADDR:]PORT]   the app server, behind our proxy', string: ['storage', 'sources', 'tunnel'], run: serve },
+  pull: { usage: 'pull   pull both images (registry login stays with the runtime)', run: r => each(r, async (_, ref) => (await exec(r, [r.rt, 'pull', ref])).code
+    && fail(`pulling ${ref} failed: log in with \`${r.rt} login REGISTRY\`, or \`load\` a saved copy`)).then(() => each(r, (_, ref) => resolveImage(r, ref))) },
+  save: { usage: 'save [DIR]   write both images to DIR/NAME.ID.tar for an air-gapped machine', run: save },
+  load: { usage: 'load [DIR]   load them there and check each is the image saved', run: load },
+  bom: { usage: 'bom [DIR]   write db_builder.json and app_server.json, the images\' SBOMs', run: bom },
+  rr: { usage: 'rr [TRACE] [--builder-rr-log SPEC] -- ARGS   the builder image\'s rr on the trace, confined', string: ['builder-rr-log'], run: rr },
+  check: { usage: 'check   what this host has and needs, with fixes', run: check },
   'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`, ...BUILD_OPTS, run: r => onlyBuild(r, traceArg(r)) },
 }
-const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version'] }
-const GLOBAL_USAGE = 'Global options: --runtime podman|docker  --config FILE  --dry-run (print commands, run nothing)  -x (echo commands)  --help  --version'
+const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version', 'pull'] }
+const GLOBAL_USAGE = 'Global options: --runtime podman|docker  --config FILE  --no-pull  --dry-run (print commands, run nothing)  -x (echo)  --help  --version'
 
 function usage(cmd?: string): string {
   const cmds = cmd ? [COMMANDS[cmd]] : Object.values(COMMANDS)
@@ -473,7 +549,7 @@ const commandName = (args: string[]) => args.find((a, i) => !a.startsWith('-') &
 
 function parse(args: string[]): minimist.ParsedArgs {
   const cmd = COMMANDS[commandName(args)]
-  const o = minimist(args, { string: [...GLOBAL.string, ...cmd?.string ?? []], boolean: [...GLOBAL.boolean, ...cmd?.boolean ?? []], '--': true,
+  const o = minimist(args, { string: [...GLOBAL.string, ...cmd?.string ?? []], boolean: [...GLOBAL.boolean, ...cmd?.boolean ?? []], '--': true, default: { pull: true },
     unknown: a => a.startsWith('-') ? fail(`unknown option ${a}; see --help`) : true })
   if (!cmd && !o.help && !o.version) fail(o._.length ? `unknown command ${JSON.stringify(o._[0])}; see --help` : usage())
   o._.splice(o._.indexOf(commandName(args)), 1)

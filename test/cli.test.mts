@@ -107,9 +107,9 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
   const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-builder-[0-9a-f]{12}) /)![1]
   const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
   assert.deepEqual(f.out, [`rr pack ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
-    `# would write ${t}/sources.fallback`, `# seccomp profile written to ${seccomp}`,
+    `# would write ${t}/sources.fallback`, 'docker image inspect localhost/b:1', `# seccomp profile written to ${seccomp}`,
     `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
-    `docker inspect ${name}`, 'docker image inspect localhost/b:1', `docker start --attach ${name}`, `docker rm --force ${name}`])
+    `docker inspect ${name}`, `docker start --attach ${name}`, `docker rm --force ${name}`])
   assert.ok(!fs.existsSync(path.join(t, 'sources.fallback')), 'dry run writes nothing into the trace')
 })
 
@@ -129,17 +129,17 @@ test('-x echoes each command to stderr as it runs; exit code is the command\'s',
 test('only-build: create, start, rm in order; the container\'s exit code is ours; temp dir removed', async () => {
   const f = fakeSys({ answer: a => a[1] === 'start' ? { code: 42, out: '' } : undefined }), t = traceDir()
   assert.equal(await main(['only-build', t, '--runtime', 'podman'], f.sys), 42)
-  const name = f.calls[3][3], seccomp = f.calls[0][f.calls[0].indexOf('--security-opt', 10) + 1].slice(8)
-  assert.deepEqual(f.calls.slice(1), [['podman', 'inspect', name], ['podman', 'image', 'inspect', '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'],
-    ['podman', 'start', '--attach', name], ['podman', 'rm', '--force', '--time', '0', name]])
-  assert.ok(f.calls[0].includes('--userns=keep-id'), 'uid 1000 with podman is rootless')
+  const name = f.calls[3][3], seccomp = f.calls[1][f.calls[1].indexOf('--security-opt', 10) + 1].slice(8)
+  assert.deepEqual(f.calls[0], ['podman', 'image', 'inspect', '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'])
+  assert.deepEqual(f.calls.slice(2), [['podman', 'inspect', name], ['podman', 'start', '--attach', name], ['podman', 'rm', '--force', '--time', '0', name]])
+  assert.ok(f.calls[1].includes('--userns=keep-id'), 'uid 1000 with podman is rootless')
   assert.ok(!fs.existsSync(path.dirname(seccomp)), 'private dir removed')
 })
 
 test('a failed create is reported with its code and nothing is started', async () => {
   const f = fakeSys({ answer: a => a[1] === 'create' ? { code: 125, out: '' } : undefined })
   assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 125)
-  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'rm'])
+  assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'rm'])
 })
 
 test('Ctrl-C / SIGTERM during start: container removed, exit 130', async () => {
@@ -156,7 +156,7 @@ test('a signal during create: never started', async () => {
   let f = fakeSys()
   f = fakeSys({ answer: a => { if (a[1] === 'create') f.fire(); return undefined } })
   assert.equal(await main(['only-build', traceDir(), '--runtime', 'podman'], f.sys), 130)
-  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'rm', 'rm'])
+  assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'rm', 'rm'])
 })
 
 test('package-build writes libthread_db.so and sources.fallback without following links, keeps an existing fallback', async () => {
@@ -196,8 +196,8 @@ test('record in a container: default trace dir, SYS_PTRACE, create/start/rm', as
   const f = fakeSys(), rr = tmpdir()
   f.sys.env._RR_TRACE_DIR = rr
   assert.equal(await main(['record', '--container', 'my/img:1', '--runtime', 'docker', '--', './t'], f.sys), 0)
-  assert.deepEqual(f.calls[0].slice(-8), ['--mount', `type=bind,src=${rr},dst=/trace,bind-nonrecursive=true`, '--env', '_RR_TRACE_DIR=/trace', 'my/img:1', 'rr', 'record', './t'])
-  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'inspect', 'image', 'start', 'rm'])
+  assert.deepEqual(f.calls[1].slice(-8), ['--mount', `type=bind,src=${rr},dst=/trace,bind-nonrecursive=true`, '--env', '_RR_TRACE_DIR=/trace', 'my/img:1', 'rr', 'record', './t'])
+  assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'inspect', 'start', 'rm'])
   const g = fakeSys({ path: [] })
   assert.equal(await main(['record', '--container', 'i', '--output', rr, '--', './t'], g.sys), 2, 'neither runtime installed')
   assert.match(g.err[0], /docker is not on PATH/)
@@ -236,7 +236,7 @@ test('runtime default: podman when on PATH, else docker', async () => {
   const g = fakeSys({ path: ['podman', 'docker'], uid: 0 })
   await main(['only-build', traceDir()], g.sys)
   assert.equal(g.calls[0][0], 'podman')
-  assert.ok(g.calls[0].includes('--user') && g.calls[0].includes('0:0'), 'root: rootful podman maps with --user')
+  assert.ok(g.calls[1].includes('--user') && g.calls[1].includes('0:0'), 'root: rootful podman maps with --user')
 })
 
 test('serve --dry-run prints create, start, inspect, the bridge and rm; runs none', async () => {
@@ -244,9 +244,10 @@ test('serve --dry-run prints create, start, inspect, the bridge and rm; runs non
   assert.equal(await main(['serve', t, '--storage', st, '--dry-run', '--runtime', 'docker'], f.sys), 0)
   assert.deepEqual(f.calls, [])
   const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-server-[0-9a-f]{12}) /)![1]
-  assert.deepEqual(f.out.slice(2), [`docker inspect ${name}`, `docker image inspect ${'643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9'}`, `docker start --attach ${name}`, `docker inspect --format '{{.State.Pid}}' ${name}`,
+  assert.equal(f.out[0], 'docker image inspect 643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9')
+  assert.deepEqual(f.out.slice(3), [`docker inspect ${name}`, `docker start --attach ${name}`, `docker inspect --format '{{.State.Pid}}' ${name}`,
     quote(['nsenter', '--target', 'PID', '--net', process.execPath, ...process.execArgv, path.join(ROOT, 'pernosco.mts'), '__bridge']), `docker rm --force ${name}`])
-  assert.match(f.out[1], new RegExp(`--mount type=bind,src=${t},dst=/pernosco/database,bind-nonrecursive=true,readonly --mount type=bind,src=${st},dst=/pernosco/storage,bind-nonrecursive=true `))
+  assert.match(f.out[2], new RegExp(`--mount type=bind,src=${t},dst=/pernosco/database,bind-nonrecursive=true,readonly --mount type=bind,src=${st},dst=/pernosco/storage,bind-nonrecursive=true `))
 })
 
 /** A fake host whose container "runs" until removed, with a local backend behind the bridge. */
@@ -270,7 +271,7 @@ test('serve: container, bridge, proxy; the printed URL works; Ctrl-C stops all o
   const body = await new Promise<string>(ok => http.get({ host: '127.0.0.1', port: 18791, path: '/', headers: { cookie } }, r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(`${r.statusCode} ${r.headers['content-security-policy']?.slice(0, 18)} ${b}`)) }))
   assert.equal(body, "200 default-src 'self' hello from the server")
   assert.deepEqual(f.calls.map(c => c[0] === 'BRIDGE' ? c.slice(0, 6) : c.slice(0, 2)),
-    [['podman', 'create'], ['podman', 'inspect'], ['podman', 'image'], ['podman', 'start'], ['podman', 'inspect'], ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242']])
+    [['podman', 'image'], ['podman', 'create'], ['podman', 'inspect'], ['podman', 'start'], ['podman', 'inspect'], ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242']])
   f.fire()
   assert.equal(await done, 130)
   assert.deepEqual(f.calls.slice(6).map(c => c.slice(0, 2)), [['podman', 'rm'], ['podman', 'rm']])
@@ -291,7 +292,7 @@ test('serve: a bridge that cannot start is a clear error, and the container is r
   const f = fakeSys({ bridge: () => ({ ready: Promise.reject(new Error('nsenter: Operation not permitted')), open: () => {}, close: () => {} }),
     answer: a => a.includes('{{.State.Pid}}') ? { code: 0, out: '7\n' } : a[1] === 'start' ? new Promise(() => {}) : undefined })
   await assert.rejects(main(['serve', traceDir(), '--runtime', 'docker'], f.sys), /nsenter: Operation not permitted/)
-  assert.deepEqual(f.calls.map(c => c[1]), ['create', 'inspect', 'image', 'start', 'inspect', 'nsenter', 'rm', 'rm'])
+  assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'inspect', 'start', 'inspect', 'nsenter', 'rm', 'rm'])
 })
 
 test('serve: a non-loopback tunnel with allowInsecureRemote warns and prints the ssh recipe', async () => {
@@ -316,13 +317,14 @@ test('verify before start: whatever inspect shows beyond the argv is refused, th
     ['no no-new-privileges', i => { i.HostConfig.SecurityOpt = i.HostConfig.SecurityOpt.filter((o: string) => o !== 'no-new-privileges') }, /security options/],
     ['another seccomp profile', i => { i.HostConfig.SecurityOpt = i.HostConfig.SecurityOpt.map((o: string) => o.startsWith('seccomp=') ? 'seccomp=unconfined' : o) }, /security options/],
     ['another user', i => { i.Config.User = '0:0' }, /user 0:0/],
+    ['another image', i => { i.Image = 'd'.repeat(64) }, /image d{64}, not the one checked/],
   ]
   for (const [what, tamper, msg] of cases) {
     const f = fakeSys(), base = f.sys.run
     f.sys.run = async (a, c) => { const r = await base(a, c); if (a[1] === 'inspect' && r.out) { const [i] = JSON.parse(r.out); tamper(i); return { ...r, out: JSON.stringify([i]) } } return r }
     assert.equal(await main(['serve', traceDir(), '--runtime', 'podman'], f.sys), 2, what)
     assert.match(f.err.join('\n'), new RegExp(`is not what pernosco.mts asked for, so it was removed unstarted: .*${msg.source}`), what)
-    assert.deepEqual(f.calls.map(c => c[1]), ['create', 'inspect', 'image', 'rm'], `${what}: never started`)
+    assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'inspect', 'rm'], `${what}: never started`)
   }
 })
 

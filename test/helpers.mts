@@ -36,12 +36,12 @@ export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv:
   const honest = (argv: readonly string[]): Result => {
     if (argv[1] === 'create') created = argv
     const vals = (f: string) => created.flatMap((a, i) => a === f ? [created[i + 1]] : [])
-    if (argv[1] === 'image') return { code: 0, out: '[{"Config":{"Env":["PATH=/usr/local/bin:/bin"]}}]' }
+    if (argv[1] === 'image') return { code: 0, out: `[{"Id":"sha256:${'c'.repeat(64)}","Config":{"Env":["PATH=/usr/local/bin:/bin"]}}]` }
     if (argv[1] !== 'inspect' || argv.includes('--format')) return { code: 0, out: '' }
     return { code: 0, out: JSON.stringify([{
       Mounts: vals('--mount').map(m => { const o = Object.fromEntries(m.split(',').map(kv => kv.split('='))); return { Type: 'bind', Source: o.src, Destination: o.dst, RW: !('readonly' in o) } }),
       HostConfig: { NetworkMode: vals('--network')[0], CapAdd: vals('--cap-add'), SecurityOpt: vals('--security-opt'), ReadonlyRootfs: created.includes('--read-only'), Privileged: false },
-      Config: { User: vals('--user')[0] ?? `${opts.uid ?? 1000}:${opts.uid ?? 1000}`, Env: ['PATH=/usr/local/bin:/bin', ...vals('--env')] } }]) }
+      Image: 'c'.repeat(64), Config: { User: vals('--user')[0] ?? `${opts.uid ?? 1000}:${opts.uid ?? 1000}`, Env: ['PATH=/usr/local/bin:/bin', ...vals('--env')] } }]) }
   }
   let sig: (() => void) | undefined
   const sys: Sys = {
