@@ -505,7 +505,7 @@ async function check(r: Run): Promise<number> {
   const rows: [string, boolean, string, string][] = [ // what, required, found (empty: missing), fix
     [`${r.rt}`, true, await ver([r.rt, '--version']), `install ${r.rt}, or choose the other with --runtime`],
     ['mode', false, r.sys.uid ? `rootless (uid ${r.sys.uid})` : 'rootful (root)', ''],
-    ['cgroups', false, read('self/cgroup').split('\n').length === 1 ? 'v2' : 'v1 (rootless podman ignores memory/pids limits)', 'boot with cgroup v2'],
+    ['cgroups', false, /^0::[^\n]*$/.test(read('self/cgroup')) ? 'v2' : '', 'v1 or hybrid: rootless podman ignores memory/pids limits; boot with cgroup v2'],
     ['user namespaces', true, +read('sys/user/max_user_namespaces') > 0 ? read('sys/user/max_user_namespaces') : '', 'sudo sysctl user.max_user_namespaces=15000'],
     ['perf_event_paranoid (record)', false, +read('sys/kernel/perf_event_paranoid') <= 1 ? read('sys/kernel/perf_event_paranoid') : '', 'sudo sysctl kernel.perf_event_paranoid=1'],
     ['rr (record, build)', false, await ver(['rr', '--version']), 'install rr from https://rr-project.org'],

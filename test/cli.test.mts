@@ -356,3 +356,104 @@ test('the trace after the builder: links out, devices/FIFOs/sockets, other owner
     'setgid-dir: setuid/setgid bit, cleared', 'sgid: setuid/setgid bit, cleared', 'sock: a device, FIFO or socket, removed', 'sub/escape: a symlink out of the trace, removed',
     'sub/null: a device, FIFO or socket, removed', 'sub/suid: setuid/setgid bit, cleared', 'sub/up: a symlink out of the trace, removed', 'theirs: owned by uid 4242, removed'])
 })
+
+const BI = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
+const SI = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9'
+
+test('pull, save, load: exact commands for podman and docker', async () => {
+  for (const rt of ['podman', 'docker']) {
+    const f = fakeSys(), d = tmpdir()
+    assert.equal(await main(['pull', '--runtime', rt], f.sys), 0)
+    assert.deepEqual(f.calls, [[rt, 'pull', BI], [rt, 'pull', SI], [rt, 'image', 'inspect', BI], [rt, 'image', 'inspect', SI]])
+    const g = fakeSys()
+    assert.equal(await main(['save', d, '--runtime', rt], g.sys), 0)
+    assert.deepEqual(g.calls, [[rt, 'image', 'inspect', BI], [rt, 'save', '-o', `${d}/db_builder.cccccccccccc.tar`, BI],
+      [rt, 'image', 'inspect', SI], [rt, 'save', '-o', `${d}/app_server.cccccccccccc.tar`, SI]])
+    for (const n of ['db_builder', 'app_server']) fs.writeFileSync(path.join(d, `${n}.cccccccccccc.tar`), '')
+    const h = fakeSys()
+    assert.equal(await main(['save', d, '--runtime', rt], h.sys), 0, 'saving again is harmless')
+    assert.deepEqual(h.calls.map(c => c[1]), ['image', 'image'])
+    const l = fakeSys()
+    assert.equal(await main(['load', d, '--runtime', rt], l.sys), 0)
+    assert.deepEqual(l.calls, [[rt, 'load', '-i', `${d}/db_builder.cccccccccccc.tar`], [rt, 'image', 'inspect', BI], [rt, 'load', '-i', `${d}/app_server.cccccccccccc.tar`], [rt, 'image', 'inspect', SI]])
+  }
+})
+
+test('load refuses a tar that is not the saved image, and needs exactly one tar per image', async () => {
+  const d = tmpdir(), f = fakeSys()
+  assert.equal(await main(['load', d], f.sys), 2)
+  assert.match(f.err[0], /load: expected one db_builder\.\*\.tar in .*, found none/)
+  fs.writeFileSync(path.join(d, 'db_builder.aaaaaaaaaaaa.tar'), '')
+  const g = fakeSys()
+  assert.equal(await main(['load', d], g.sys), 2)
+  assert.match(g.err[0], /db_builder\.aaaaaaaaaaaa\.tar loaded, but .* is sha256:c{64}: not the image that was saved/)
+  fs.writeFileSync(path.join(d, 'db_builder.bbbbbbbbbbbb.tar'), '')
+  const h = fakeSys()
+  assert.equal(await main(['load', d], h.sys), 2)
+  assert.match(h.err[0], /found db_builder\.aaaaaaaaaaaa\.tar, db_builder\.bbbbbbbbbbbb\.tar/)
+})
+
+test('a missing image: pulled when allowed (a failed pull says how to log in), never with --no-pull', async () => {
+  const missing = (pull: number) => fakeSys({ answer: a => a[1] === 'image' ? { code: 125, out: '' } : a[1] === 'pull' ? { code: pull, out: '' } : undefined })
+  const f = missing(0)
+  assert.equal(await main(['only-build', traceDir(), '--no-pull'], f.sys), 2)
+  assert.match(f.err[0], /image .*db-builder.* is not here and --no-pull was given: `pull` it, or `load` a saved copy/)
+  assert.deepEqual(f.calls.map(c => c[1]), ['image'])
+  const g = missing(1)
+  assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], g.sys), 2)
+  assert.match(g.err.at(-1)!, /pulling .* failed: log in with `docker login REGISTRY` \(credentials stay with docker\), or `load` a saved copy/)
+  assert.deepEqual(g.calls.map(c => c[1]), ['image', 'pull'])
+  assert.equal(await main(['pull', '--runtime', 'podman'], missing(1).sys), 2, 'pull itself')
+})
+
+test('a pinned digest must be the local image\'s: refused before any container is created', async () => {
+  const d = tmpdir(), pin = 'sha256:' + 'e'.repeat(64)
+  fs.writeFileSync(path.join(d, 'pernosco.json'), JSON.stringify({ images: { builder: `localhost/b@${pin}` } }))
+  const f = fakeSys()
+  f.sys.cwd = d
+  assert.equal(await main(['only-build', traceDir()], f.sys), 2)
+  assert.match(f.err[0], new RegExp(`image localhost/b@${pin} is sha256:c{64} here, not ${pin}: refusing to run it`))
+  assert.deepEqual(f.calls.map(c => c[1]), ['image'])
+  const ok = fakeSys({ answer: a => a[1] === 'image' ? { code: 0, out: JSON.stringify([{ Id: 'c'.repeat(64), RepoDigests: [`localhost/b@${pin}`], Config: { Env: ['PATH=/usr/local/bin:/bin'] } }]) } : undefined })
+  ok.sys.cwd = d
+  assert.equal(await main(['only-build', traceDir()], ok.sys), 0, ok.err.join())
+  const byId = fakeSys({ answer: a => a[1] === 'image' ? a[3] === pin ? { code: 0, out: JSON.stringify([{ Id: pin, Config: { Env: [] } }]) } : { code: 1, out: '' } : undefined })
+  byId.sys.cwd = d
+  assert.equal(await main(['only-build', traceDir(), '--no-pull'], byId.sys), 2, 'found by ID after a load, but the container then reports another image')
+  assert.deepEqual(byId.calls.slice(0, 2).map(c => c.slice(1)), [['image', 'inspect', `localhost/b@${pin}`], ['image', 'inspect', pin]])
+})
+
+test('bom: one confined container per image; CycloneDX written, anything else refused', async () => {
+  const d = tmpdir(), sbom = '{"bomFormat":"CycloneDX","specVersion":"1.5"}'
+  const f = fakeSys({ answer: a => a[1] === 'start' ? { code: 0, out: sbom } : undefined })
+  assert.equal(await main(['bom', d, '--runtime', 'docker'], f.sys), 0)
+  assert.deepEqual(f.calls.filter(c => c[1] === 'create').map(c => c.slice(-4)), [['--entrypoint', 'cat', BI, '/sbom.json'], ['--entrypoint', 'cat', SI, '/sbom.json']])
+  assert.ok(f.calls.filter(c => c[1] === 'create').every(c => !c.includes('--mount')), 'no mounts')
+  assert.equal(fs.readFileSync(path.join(d, 'db_builder.json'), 'utf8'), sbom)
+  assert.equal(fs.readFileSync(path.join(d, 'app_server.json'), 'utf8'), sbom)
+  const g = fakeSys({ answer: a => a[1] === 'start' ? { code: 1, out: '' } : undefined })
+  assert.equal(await main(['bom', d], g.sys), 2)
+  assert.match(g.err.at(-1)!, /db-builder.* has no CycloneDX \/sbom\.json \(cat exited 1\)/)
+})
+
+test('rr: the builder image\'s rr on the trace, args after --, then the trace is checked', async () => {
+  const f = fakeSys(), t = traceDir()
+  assert.equal(await main(['rr', t, '--builder-rr-log', 'all:info', '--', 'ps', '/trace'], f.sys), 0)
+  const create = f.calls.find(c => c[1] === 'create')!
+  assert.equal(create[create.indexOf('--mount') + 1], `type=bind,src=${t},dst=/trace,bind-nonrecursive,nosuid,nodev`)
+  assert.deepEqual(create.slice(-7), ['--env', 'RR_LOG=all:info', '--entrypoint', '/usr/local/bin/rr', BI, 'ps', '/trace'])
+})
+
+test('check: one row per need, each with its fix; non-zero when something required is missing', async () => {
+  const f = fakeSys({ answer: a => a[1] === '--version' ? { code: 0, out: `${a[0]} version 9\n` } : undefined })
+  fs.mkdirSync(path.join(f.sys.proc, 'sys/user'), { recursive: true }); fs.mkdirSync(path.join(f.sys.proc, 'self'))
+  fs.writeFileSync(path.join(f.sys.proc, 'sys/user/max_user_namespaces'), '100\n'); fs.writeFileSync(path.join(f.sys.proc, 'self/cgroup'), '0::/user.slice\n')
+  fs.writeFileSync(path.join(f.sys.env.PATH!, 'nsenter'), '')
+  assert.equal(await main(['check', '--runtime', 'podman'], f.sys), 0, f.out.join('\n'))
+  const rows = f.out.map(l => l.replace(/\s+/g, ' '))
+  assert.deepEqual(rows.map(r => r.split(' ')[0]), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok'])
+  assert.match(rows.join('\n'), /ok podman podman version 9\nok mode rootless \(uid 1000\)\nok cgroups v2\nok user namespaces 100\nok perf_event_paranoid \(record\) 1\nok rr \(record, build\) rr version 9\nok nsenter \(serve\) yes\nok db_builder image .*db-builder.* \(cccccccccccc\)\nok app_server image/)
+  const g = fakeSys({ path: ['docker'], paranoid: '2', answer: a => a[1] === 'image' ? { code: 1, out: '' } : undefined })
+  assert.equal(await main(['check', '--runtime', 'podman'], g.sys), 1)
+  assert.match(g.out.join('\n').replace(/ +/g, ' '), /MISSING podman install podman, or choose the other with --runtime\n.*\nmissing cgroups v1 or hybrid: rootless podman ignores memory\/pids limits; boot with cgroup v2\nMISSING user namespaces sudo sysctl user\.max_user_namespaces=15000\nmissing perf_event_paranoid \(record\) sudo sysctl kernel\.perf_event_paranoid=1\nmissing rr \(record, build\) install rr.*\nMISSING nsenter \(serve\) install util-linux\nMISSING db_builder image `pull` or `load` it/)
+})
