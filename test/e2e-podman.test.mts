@@ -7,7 +7,7 @@ import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir, traceDir } from './helpers.mts'
 import http from 'node:http'
-import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, WRAPPER, rrLog } from './podman-env.mts'
+import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog } from './podman-env.mts'
 
 const skip = !HAVE_PODMAN && !process.env.CI && 'podman not installed (CI installs it)'
 let cfg = ''
@@ -53,9 +53,9 @@ test('the container\'s exit code is the wrapper\'s; nothing left behind', { skip
 test('a missing image is a clear error from the runtime, and nothing is left', { skip }, () => {
   const c2 = path.join(tmpdir(), 'c.json')
   fs.writeFileSync(c2, JSON.stringify({ images: { builder: 'localhost/no-such-image:1' } }))
-  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), 'only-build', traceDir(), '--config', c2], { env: podmanEnv(), encoding: 'utf8' })
+  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), 'only-build', traceDir(), '--config', c2, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
   assert.notEqual(p.status, 0)
-  assert.match(p.stderr, /no-such-image/)
+  assert.match(p.stderr, /image localhost\/no-such-image:1 is not here and --no-pull was given: `pull` it, or `load` a saved copy/)
   assert.deepEqual(pernoscoContainers(), [])
 })
 
@@ -120,5 +120,58 @@ test('a containers.conf that injects a mount and a variable: refused before star
   assert.equal(p.status, 2, p.stderr)
   assert.match(p.stderr, /is not what pernosco\.mts asked for, so it was removed unstarted: mounts .*\/etc:\/hostetc:ro.*; environment INJECTED\. Check containers\.conf/)
   assert.ok(!fs.existsSync(path.join(t, 'builder.txt')), 'the builder never ran')
+  assert.deepEqual(pernoscoContainers(), [])
+})
+
+test('images: save → remove → load → the ID checked; loading twice is harmless', { skip, timeout: 120_000 }, () => {
+  const b = 'localhost/pernosco-test-save-b:1', s = 'localhost/pernosco-test-save-s:1', d = tmpdir(), c = path.join(tmpdir(), 'c.json')
+  importImage(b, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') }); importImage(s, { 'usr/local/bin/app_server': path.join(ROOT, 'test/fixtures/app_server') })
+  const ids = [b, s].map(i => podman('image', 'inspect', '--format', '{{.Id}}', i).trim())
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: b, server: s } }))
+  const w = (...a: string[]) => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, ...a], { env: podmanEnv(), encoding: 'utf8' })
+  assert.equal(w('save', d).status, 0)
+  assert.deepEqual(fs.readdirSync(d).sort(), [`app_server.${ids[1].slice(0, 12)}.tar`, `db_builder.${ids[0].slice(0, 12)}.tar`])
+  podman('rmi', b, s)
+  assert.equal(w('check', '--no-pull').status, 1, 'images missing now')
+  for (const round of [1, 2]) {
+    const p = w('load', d)
+    assert.equal(p.status, 0, `load ${round}: ${p.stderr}`)
+    assert.deepEqual([b, s].map(i => podman('image', 'inspect', '--format', '{{.Id}}', i).trim()), ids)
+  }
+  const chk = w('check')
+  assert.equal(chk.status, 0, chk.stdout)
+  assert.match(chk.stdout, /ok +podman +podman version \d/)
+  assert.match(chk.stdout, new RegExp(`ok +db_builder image +${b} \\(${ids[0].slice(0, 12)}\\)`))
+})
+
+test('a pinned image: runs when it is the pinned one; a re-tagged image under the pinned reference is refused before any container starts', { skip, timeout: 120_000 }, () => {
+  const name = 'localhost/pernosco-test-pin', t = traceDir(), c = path.join(tmpdir(), 'c.json')
+  importImage(`${name}:1`, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
+  const digest = podman('image', 'inspect', '--format', '{{.Digest}}', `${name}:1`).trim()
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: `${name}:1@${digest}`, server: `${name}:1@${digest}` } }))
+  const w = () => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, 'only-build', t, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
+  assert.equal(w().status, 0)
+  fs.rmSync(path.join(t, 'built.txt'))
+  podman('rmi', `${name}:1`)
+  importImage(`${name}:1`, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/hostile/hostile') }) // another image, same tag
+  const p = w()
+  assert.equal(p.status, 2)
+  assert.match(p.stderr, /pernosco-test-pin:1@sha256:[0-9a-f]{64} (is not here|is sha256:[0-9a-f]{64} here, not sha256)/)
+  assert.ok(!fs.existsSync(path.join(t, 'built.txt')) && !fs.existsSync(path.join(t, 'probes.txt')), 'nothing ran')
+  assert.deepEqual(pernoscoContainers(), [])
+})
+
+test('bom: the SBOM of each image, from a confined container', { skip, timeout: 60_000 }, () => {
+  const img = 'localhost/pernosco-test-sbom:1', d = tmpdir(), c = path.join(tmpdir(), 'c.json')
+  importImage(img, { 'sbom.json': path.join(ROOT, 'test/fixtures/sbom.json') })
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: img, server: BUILDER_IMAGE } }))
+  const w = (...a: string[]) => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, ...a], { env: podmanEnv(), encoding: 'utf8' })
+  const p = w('bom', d)
+  assert.equal(p.status, 2, 'the second image has no /sbom.json')
+  assert.match(p.stderr, /pernosco-test-builder:1 has no CycloneDX \/sbom\.json \(cat exited 1\)/)
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(d, 'db_builder.json'), 'utf8')), JSON.parse(fs.readFileSync(path.join(ROOT, 'test/fixtures/sbom.json'), 'utf8')))
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: img, server: img } }))
+  assert.equal(w('bom', d).status, 0)
+  assert.ok(fs.existsSync(path.join(d, 'app_server.json')))
   assert.deepEqual(pernoscoContainers(), [])
 })
