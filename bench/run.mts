@@ -1,0 +1,116 @@
+// `npm run bench` (as root, with podman, runc, busybox-static and gcc): what pernosco.mts costs.
+// Ratios are taken in the same run, each measurement paired with its baseline, medians of 3 pairs.
+// All traffic stays on loopback or inside the benchmark container's own network namespace.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { spawn, spawnSync } from 'node:child_process'
+import { ROOT, tmpdir } from '../test/helpers.mts'
+import { podmanEnv, importImage, podman, WRAPPER } from '../test/podman-env.mts'
+import { main, realSys, sanitize, type Run } from '../pernosco.mts'
+
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+const node = [process.execPath, '--import', 'tsx']
+const IMAGE = 'localhost/pernosco-bench-server:1', env = podmanEnv()
+const rows: string[][] = []
+const row = (what: string, ours: string, base: string, ratio: string, target: string, ok: boolean | null) => rows.push([what, ours, base, ratio, target, ok === null ? '' : ok ? 'met' : 'MISSED'])
+
+// The keep-alive stand-in server (busybox httpd forks per connection).
+const bin = path.join(tmpdir(), 'app_server')
+if (spawnSync('cc', ['-static', '-O2', '-pthread', '-o', bin, path.join(ROOT, 'bench/server.c')]).status !== 0) throw new Error('cc failed')
+importImage(IMAGE, { 'usr/local/bin/app_server': bin }, ['ENTRYPOINT ["/usr/local/bin/app_server"]'])
+const trace = path.join(tmpdir(), 'trace'), cfg = path.join(tmpdir(), 'pernosco.json')
+fs.mkdirSync(trace)
+fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: IMAGE, server: IMAGE } }))
+
+// ---- serve start-up: command start → first 200 through the proxy, vs a bare `podman run` → first 200 inside ----
+const client = (args: string[], pre: string[] = []) => {
+  const p = spawnSync(pre[0] ?? node[0], [...pre.slice(1), ...pre.length ? node : node.slice(1), path.join(ROOT, 'bench/client.mts'), ...args], { encoding: 'utf8', env, timeout: 120_000 })
+  if (p.status !== 0) throw new Error(`client ${args[0]}: ${p.stderr}`)
+  return JSON.parse(p.stdout)
+}
+async function startServe() {
+  const t0 = performance.now(), w = spawn(node[0], [...node.slice(1), path.join(ROOT, 'pernosco.mts'), '--config', cfg, 'serve', trace], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  w.stdout!.on('data', d => { out += d })
+  for (let i = 0; i < 600 && !/open (http\S+)/.test(out); i++) await sleep(10)
+  const url = /open (http\S+)/.exec(out)![1]
+  const r = await fetch(url, { redirect: 'manual' }), cookie = r.headers.get('set-cookie')!.split(';')[0]
+  // the UI port is the shell's + 1 only with --tunnel: find it in the shell page
+  const shell = await (await fetch(url.replace(/\?token=.*/, ''), { headers: { cookie } })).text()
+  const uiUrl = /<iframe src="([^"]+)"/.exec(shell)![1]
+  for (let i = 0; i < 500; i++) { try { if ((await fetch(uiUrl, { headers: { cookie } })).status === 200) break } catch { /* not yet */ } await sleep(10) }
+  return { w, ms: performance.now() - t0, uiUrl, cookie }
+}
+const pidOf = (name: string) => podman('inspect', '--format', '{{.State.Pid}}', name).trim()
+async function bareStart() {
+  const name = `pernosco-bench-bare-${process.pid}`, t0 = performance.now()
+  podman('run', '-d', '--rm', '--network', 'none', '--name', name, IMAGE)
+  client(['wait', 'http://127.0.0.1:3000/'], ['nsenter', '--target', pidOf(name), '--net'])
+  const ms = performance.now() - t0
+  podman('rm', '--force', '--time', '0', name)
+  return ms
+}
+const startPairs: [number, number][] = []
+for (let i = 0; i < 3; i++) {
+  const s = await startServe()
+  s.w.kill('SIGTERM'); await new Promise(r => s.w.on('exit', r))
+  startPairs.push([s.ms, await bareStart()])
+}
+const added = median(startPairs.map(([a, b]) => a - b))
+row('serve start-up → first 200', `${median(startPairs.map(p => p[0])).toFixed(0)} ms`, `${median(startPairs.map(p => p[1])).toFixed(0)} ms (bare podman run)`, `+${added.toFixed(0)} ms`, '≤ +500 ms', added <= 500)
+
+// ---- the serve path vs the physical limit (a client inside the container's network namespace) ----
+const s = await startServe()
+const limit = (mode: string, extra: string[] = []) => client([mode, 'http://127.0.0.1:3000/', '', ...extra], ['nsenter', '--target', pidOf(spawnSync('podman', ['ps', '--format', '{{.Names}}'], { env, encoding: 'utf8' }).stdout.split('\n').find(n => n.startsWith('pernosco-server-'))!), '--net'])
+const proxied = (mode: string, extra: string[] = []) => client([mode, s.uiUrl, s.cookie, ...extra])
+const pairs = (mode: string) => Array.from({ length: 3 }, () => [proxied(mode), limit(mode)])
+const lat = pairs('latency'), rps = pairs('rps'), bulk = pairs('bulk')
+const addedLat = median(lat.map(([p, l]) => p.p50 - l.p50))
+row('small request, unloaded p50', `${median(lat.map(p => p[0].p50)).toFixed(3)} ms`, `${median(lat.map(p => p[1].p50)).toFixed(3)} ms`, `+${addedLat.toFixed(3)} ms`, '≤ +0.2 ms', addedLat <= 0.2)
+const rpsRatio = median(rps.map(([p, l]) => p.rps / l.rps))
+row('16 keep-alive connections: requests/s', `${median(rps.map(p => p[0].rps)).toFixed(0)}/s (p50 ${median(rps.map(p => p[0].p50)).toFixed(2)} ms, p99 ${median(rps.map(p => p[0].p99)).toFixed(2)} ms)`,
+  `${median(rps.map(p => p[1].rps)).toFixed(0)}/s (p50 ${median(rps.map(p => p[1].p50)).toFixed(2)} ms, p99 ${median(rps.map(p => p[1].p99)).toFixed(2)} ms)`, `${rpsRatio.toFixed(2)}×`, '≥ 0.4×', rpsRatio >= 0.4)
+const bulkRatio = median(bulk.map(([p, l]) => p.mbps / l.mbps))
+row('256 MiB body: MB/s', `${median(bulk.map(p => p[0].mbps)).toFixed(0)} MiB/s`, `${median(bulk.map(p => p[1].mbps)).toFixed(0)} MiB/s`, `${bulkRatio.toFixed(2)}×`, '≥ 0.4×', bulkRatio >= 0.4)
+// Peak RSS growth of the wrapper (proxy) process while 1 GiB streams through it.
+const rss = () => +/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${s.w.pid}/status`, 'utf8'))![1] / 1024
+const rss0 = rss()
+let peak = rss0
+const timer = setInterval(() => { peak = Math.max(peak, rss()) }, 10)
+await new Promise<void>((ok, no) => { const c = spawn(node[0], [...node.slice(1), path.join(ROOT, 'bench/client.mts'), 'bulk', s.uiUrl, s.cookie, String(1 << 30)], { stdio: 'ignore' }); c.on('exit', code => code ? no(new Error('1 GiB failed')) : ok()) })
+clearInterval(timer)
+row('proxy RSS growth, 1 GiB body', `${(peak - rss0).toFixed(1)} MiB`, '', '', '≤ 16 MiB', peak - rss0 <= 16)
+s.w.kill('SIGTERM'); await new Promise(r => s.w.on('exit', r))
+
+// ---- host-side work before the builder starts, by trace size: ours vs the reference's chmod -R ugo+rwX ----
+const quiet: Run['sys'] = { ...realSys(), out: () => {}, err: () => {} }
+for (const n of [1_000, 10_000, 100_000]) {
+  const t = path.join(tmpdir('pmts-bench-'), 'trace')
+  fs.mkdirSync(t)
+  for (let d = 0; d < n / 1000; d++) { fs.mkdirSync(path.join(t, `d${d}`)); for (let f = 0; f < 1000; f++) fs.writeFileSync(path.join(t, `d${d}`, `f${f}`), '') }
+  const ours: number[] = [], ref: number[] = [], post: number[] = []
+  for (let i = 0; i < 3; i++) {
+    let t0 = performance.now()
+    if (await main(['package-build', t, '--skip-rr'], quiet) !== 0) throw new Error('package-build failed')
+    ours.push(performance.now() - t0)
+    t0 = performance.now(); spawnSync('chmod', ['-R', 'ugo+rwX', t]); ref.push(performance.now() - t0)
+    t0 = performance.now(); sanitize({ sys: quiet } as Run, t); post.push(performance.now() - t0)
+  }
+  row(`host-side work before the builder, ${n} files`, `${median(ours).toFixed(1)} ms`, `${median(ref).toFixed(1)} ms (chmod -R ugo+rwX)`, `${(median(ours) / median(ref)).toFixed(2)}×`,
+    'independent of size', median(ours) < 50)
+  row(`  (after the builder: trace check, ${n} files)`, `${median(post).toFixed(1)} ms`, '', '', '', null)
+}
+
+// ---- CLI start ----
+for (const args of [['--help'], ['--dry-run', 'build', trace, '--skip-rr']]) {
+  const xs = Array.from({ length: 5 }, () => { const t0 = performance.now(); spawnSync(node[0], [...node.slice(1), path.join(ROOT, 'pernosco.mts'), '--config', cfg, ...args], { env }); return performance.now() - t0 })
+  row(`CLI start: ${args.join(' ')}`, `${median(xs).toFixed(0)} ms`, '', '', '', null)
+}
+for (const d of fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-'))) if (fs.existsSync(`/tmp/${d}/seccomp.json`)) fs.rmSync(`/tmp/${d}`, { recursive: true }) // dry-run profiles
+
+const cpu = os.cpus()[0].model, machine = `${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, node ${process.version}, ${spawnSync('podman', ['--version'], { encoding: 'utf8' }).stdout.trim()}`
+const table = [`Machine: ${machine}`, '', '| measurement | pernosco.mts | baseline | ratio / added | target | |', '| --- | --- | --- | --- | --- | --- |', ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+console.log(table)
+fs.writeFileSync(path.join(ROOT, 'bench/RESULTS.md'), `# Latest \`npm run bench\`\n\n${table}\n`)
