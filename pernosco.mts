@@ -449,7 +449,7 @@ async function serve(r: Run): Promise<number> {
   try { tls = cfg.tls && { cert: fs.readFileSync(cfg.tls.cert), key: fs.readFileSync(cfg.tls.key) } } catch (e) { fail(`serve.tls: ${(e as Error).message}`) }
   return (await runContainer(r, 'server', r.cfg.images.server, c => serverArgv(c, trace, storage, sources), { during: async (name, c) => {
     let pid = r.dry ? (await exec(r, pidArgv(r.rt, name), true), 'PID') : ''
-    for (let i = 0; i < 300 && !/^[1-9]\d*$/.test(pid) && !r.ended; i++) pid = (await exec(r, pidArgv(r.rt, name), true)).out.trim() || (await sleep(100), '')
+    for (let i = 0; i < 1000 && !/^[1-9]\d*$/.test(pid) && !r.ended; i++) pid = (await exec(r, pidArgv(r.rt, name), true)).out.trim() || (await sleep(20), '')
     const argv = bridgeArgv(r.rt, c.rootless, pid, [process.execPath, ...process.execArgv])
     show(r, argv)
     if (r.dry || r.ended) return () => {}
@@ -457,7 +457,7 @@ async function serve(r: Run): Promise<number> {
     const bridge = r.sys.bridge(argv)
     await bridge.ready.catch(e => { bridge.close(); throw e })
     const proxy = await startProxy({ bridge, host, port, token: crypto.randomBytes(32).toString('hex'), names: cfg.hosts, tls }).catch(e => { bridge.close(); throw e })
-    for (let i = 0; i < 300 && !r.ended && !await new Promise(ok => bridge.open((e, s) => { s?.destroy(); ok(!e) })); i++) await sleep(100)
+    for (let i = 0; i < 3000 && !r.ended && !await new Promise(ok => bridge.open((e, s) => { s?.destroy(); ok(!e) })); i++) await sleep(10)
     if (!r.ended) r.sys.out(`Pernosco is ready: open ${proxy.url}` + (LOOPBACK.test(host) ? '' : `\n(or, safer, from your machine: ${ssh})`))
     return () => { proxy.close(); bridge.close() }
   } })).code

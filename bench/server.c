@@ -2,6 +2,7 @@
  * connection). GET /big?n=BYTES streams n bytes; anything else is a 13-byte body. One thread per
  * connection; static; listens on 0.0.0.0:3000. */
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ int main(void) {
   for (;;) {
     int c = accept(s, 0, 0);
     if (c < 0) continue;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* header and body are separate writes */
     pthread_t t;
     pthread_create(&t, 0, serve, (void *)(long)c);
     pthread_detach(t);
