@@ -206,10 +206,10 @@ export const quote = (argv: readonly string[]) => argv.map(a => /^[\w@%+=:,./-]+
 export interface Run { sys: Sys; cfg: Config; rt: Runtime; dry: boolean; echo: boolean; o: minimist.ParsedArgs; interrupted: boolean; ended?: boolean }
 
 const show = (r: Run, argv: readonly string[]) => { if (r.dry || r.echo) (r.dry ? r.sys.out : r.sys.err)((r.dry ? '' : '+ ') + quote(argv)) }
-async function exec(r: Run, argv: readonly string[], capture = false): Promise<Result> {
+async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' = false): Promise<Result> {
   show(r, argv)
-  const res = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, capture)
-  if (res.code && res.err) r.sys.err(res.err.trim())
+  const res = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture)
+  if (res.code && res.err && capture !== 'quiet') r.sys.err(res.err.trim())
   return res
 }
 const onPath = (env: NodeJS.ProcessEnv, bin: string) => (env.PATH ?? '').split(':').some(d => d && fs.existsSync(path.join(d, bin)))
@@ -224,7 +224,7 @@ function privateDir(r: Run): { dir: string; seccomp: string; done(): void } {
 
 /** The local image for a reference, pulled only when allowed; a pinned digest must be exactly this image's. */
 async function resolveImage(r: Run, ref: string): Promise<{ Id?: string; Config?: { Env?: string[] } }> {
-  const pin = /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1], inspect = async (x: string) => JSON.parse((await exec(r, [r.rt, 'image', 'inspect', x], true)).out || '[]')[0]
+  const pin = /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1], inspect = async (x: string) => JSON.parse((await exec(r, [r.rt, 'image', 'inspect', x], 'quiet')).out || '[]')[0]
   let img = await inspect(ref) ?? (pin && !r.dry ? await inspect(pin) : undefined) // after `load`, a pin may only match the image ID
   if (!img && !r.dry) {
     if (!r.o.pull) fail(`image ${ref} is not here and --no-pull was given: \`pull\` it, or \`load\` a saved copy`)
@@ -513,7 +513,7 @@ async function check(r: Run): Promise<number> {
   ]
   for (const [name, ref] of IMAGES(r)) rows.push([`${name} image`, true, await resolveImage({ ...r, o: { ...r.o, pull: false } }, ref)
     .then(i => i.Id ? `${ref} (${i.Id.replace(/^sha256:/, '').slice(0, 12)})` : '', e => { if (e instanceof UserError) return ''; throw e }), '`pull` or `load` it'])
-  for (const [what, req, found, fix] of rows) r.sys.out(`${(found ? chalk.green('ok') : req ? chalk.red('MISSING') : chalk.yellow('missing')).padEnd(18)} ${what.padEnd(28)} ${found || fix}`)
+  for (const [what, req, found, fix] of rows) r.sys.out(`${(found ? chalk.green : req ? chalk.red : chalk.yellow)((found ? 'ok' : req ? 'MISSING' : 'missing').padEnd(8))} ${what.padEnd(28)} ${found || fix}`)
   return rows.some(([, req, found]) => req && !found) ? 1 : 0
 }
 
