@@ -148,9 +148,15 @@ export function serverArgv(c: Ctx, trace: string, storage: string | undefined, s
     ...envFlags({ RUST_BACKTRACE: 'full', PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS: '0' }), c.cfg.images.server, '--empty-umask', '--standalone', '--host', '0.0.0.0',
     ...storage ? ['--app-storage', '/pernosco/storage'] : [], ...sources.length ? ['--serve-sources', '/sources'] : []]
 }
-/** The bridge runs this file inside the server's network namespace (rootless podman: via its user namespace). */
-export const bridgeArgv = (rt: Runtime, rootless: boolean, pid: string, node: string[]) =>
-  [...rt === 'podman' && rootless ? ['podman', 'unshare'] : [], 'nsenter', '--target', pid, '--net', ...node, SELF, '__bridge']
+/** The bridge, plain node inside the server's network namespace only (so it starts fast): for each request it connects to
+ * port 3000 and passes the socket back over its IPC channel; it never reads the data and listens on nothing. */
+export const BRIDGE = `const net = require('net'); process.on('disconnect', () => process.exit(0))
+process.on('message', ({ id }) => { const s = net.connect(3000, '127.0.0.1')
+  s.once('connect', () => process.send({ id }, s)).once('error', e => process.send({ id, error: e.message })) })
+process.send('ready')`
+/** Rootless podman enters the namespace through podman's user namespace. */
+export const bridgeArgv = (rt: Runtime, rootless: boolean, pid: string, node: string) =>
+  [...rt === 'podman' && rootless ? ['podman', 'unshare'] : [], 'nsenter', '--target', pid, '--net', node, '-e', BRIDGE]
 export const pidArgv = (rt: Runtime, name: string) => [rt, 'inspect', '--format', '{{.State.Pid}}', name]
 export const startArgv = (rt: Runtime, name: string) => [rt, 'start', '--attach', name]
 export const rmArgv = (rt: Runtime, name: string) => rt === 'podman' ? [rt, 'rm', '--force', '--time', '0', name] : [rt, 'rm', '--force', name]
@@ -178,8 +184,9 @@ export const realSys = (): Sys => ({
   out: l => { process.stdout.write(l + '\n') }, err: l => { process.stderr.write(l + '\n') },
   onSignal: f => { process.on('SIGINT', f); process.on('SIGTERM', f); return () => { process.off('SIGINT', f); process.off('SIGTERM', f) } },
   bridge: argv => {
-    // The child only connects and hands each socket over the IPC channel (fd passing): it never touches the data.
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), waiting = new Map<number, (e: Error | null, s?: net.Socket) => void>()
+    // The child only connects and hands each socket over the IPC channel (fd passing); BRIDGE is plain JS: no loader.
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_OPTIONS: '' } })
+    const waiting = new Map<number, (e: Error | null, s?: net.Socket) => void>()
     let id = 0
     const ready = new Promise<void>((ok, no) => { child.once('message', ok); child.once('exit', () => no(new UserError("the bridge could not enter the server's network namespace: "
       + 'run as root (docker, rootful podman), or use rootless podman; there is no fallback to a container network'))) })
@@ -189,15 +196,6 @@ export const realSys = (): Sys => ({
   },
 })
 
-/** Inside the server's network namespace: connect to port 3000 for each request, pass the socket back. */
-function bridgeMain() {
-  process.on('message', ({ id }: { id: number }) => {
-    const s = net.connect(3000, '127.0.0.1')
-    s.once('connect', () => process.send!({ id }, s)).once('error', e => process.send!({ id, error: e.message }))
-  })
-  process.on('disconnect', () => process.exit(0))
-  process.send!('ready')
-}
 
 /** Shell-quote for display, so --dry-run and -x print pasteable commands. */
 export const quote = (argv: readonly string[]) => argv.map(a => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
@@ -450,7 +448,7 @@ async function serve(r: Run): Promise<number> {
   return (await runContainer(r, 'server', r.cfg.images.server, c => serverArgv(c, trace, storage, sources), { during: async (name, c) => {
     let pid = r.dry ? (await exec(r, pidArgv(r.rt, name), true), 'PID') : ''
     for (let i = 0; i < 1000 && !/^[1-9]\d*$/.test(pid) && !r.ended; i++) pid = (await exec(r, pidArgv(r.rt, name), true)).out.trim() || (await sleep(20), '')
-    const argv = bridgeArgv(r.rt, c.rootless, pid, [process.execPath, ...process.execArgv])
+    const argv = bridgeArgv(r.rt, c.rootless, pid, process.execPath)
     show(r, argv)
     if (r.dry || r.ended) return () => {}
     if (!/^[1-9]\d*$/.test(pid)) fail('the server container did not start')
@@ -583,9 +581,6 @@ export async function main(args: string[], sys: Sys = realSys()): Promise<number
 
 if (process.argv.slice(1, 3).some(a => path.resolve(a) === SELF)) {
   const args = process.argv.slice(process.argv.findIndex(a => path.resolve(a) === SELF) + 1)
-  if (args[0] === '__bridge') bridgeMain()
-  else {
-    process.exitCode = await main(args)
-    setTimeout(() => process.exit(), 2000).unref() // a stuck socket or child never keeps us alive
-  }
+  process.exitCode = await main(args)
+  setTimeout(() => process.exit(), 2000).unref() // a stuck socket or child never keeps us alive
 }

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { ROOT } from './helpers.mts'
-import { serverArgv, bridgeArgv, pidArgv, bomArgv, rrArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
+import { BRIDGE, serverArgv, bridgeArgv, pidArgv, bomArgv, rrArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
 
 const B = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
 const FULL = parseConfig(JSON.stringify({ runtime: 'docker', images: { builder: 'reg.example/b@sha256:' + 'a'.repeat(64), server: 'reg.example/s:2' },
@@ -114,12 +114,13 @@ test('server, every option: storage read-write, sources read-only under /sources
   assert.equal(serverArgv(ctx('docker', { cfg: FULL }), '/t', undefined, []).at(-5), 'reg.example/s:2')
 })
 
-test('the bridge: nsenter into the server\'s network namespace only; rootless podman through its user namespace', () => {
-  const node = ['/usr/bin/node', '--import', 'tsx']
-  assert.deepEqual(bridgeArgv('podman', true, '42', node), ['podman', 'unshare', 'nsenter', '--target', '42', '--net', ...node, path.join(ROOT, 'pernosco.mts'), '__bridge'])
-  assert.deepEqual(bridgeArgv('podman', false, '42', node), ['nsenter', '--target', '42', '--net', ...node, path.join(ROOT, 'pernosco.mts'), '__bridge'])
-  assert.deepEqual(bridgeArgv('docker', true, '42', node), ['nsenter', '--target', '42', '--net', ...node, path.join(ROOT, 'pernosco.mts'), '__bridge'])
+test('the bridge: plain node in the server\'s network namespace only; rootless podman through its user namespace', () => {
+  assert.deepEqual(bridgeArgv('podman', true, '42', '/usr/bin/node'), ['podman', 'unshare', 'nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE])
+  assert.deepEqual(bridgeArgv('podman', false, '42', '/usr/bin/node'), ['nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE])
+  assert.deepEqual(bridgeArgv('docker', true, '42', '/usr/bin/node'), ['nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE])
   assert.deepEqual(pidArgv('docker', 'n'), ['docker', 'inspect', '--format', '{{.State.Pid}}', 'n'])
+  assert.match(BRIDGE, /net\.connect\(3000, '127\.0\.0\.1'\)/)
+  assert.ok(!/listen|createServer|\.on\('data'|pipe/.test(BRIDGE), 'listens on nothing, never reads the data')
 })
 
 test('bom and rr: the same confinement; bom has no mount at all; rr mounts only the trace', () => {

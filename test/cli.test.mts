@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import http from 'node:http'
 import net from 'node:net'
-import { main, quote, SOURCES_FALLBACK, LIBTHREAD_DB, type Result } from '../pernosco.mts'
+import { main, quote, BRIDGE, SOURCES_FALLBACK, LIBTHREAD_DB, type Result } from '../pernosco.mts'
 import { fakeSys, tmpdir, traceDir, tcpBridge, ROOT } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
@@ -246,7 +246,7 @@ test('serve --dry-run prints create, start, inspect, the bridge and rm; runs non
   const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-server-[0-9a-f]{12}) /)![1]
   assert.equal(f.out[0], 'docker image inspect 643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9')
   assert.deepEqual(f.out.slice(3), [`docker inspect ${name}`, `docker start --attach ${name}`, `docker inspect --format '{{.State.Pid}}' ${name}`,
-    quote(['nsenter', '--target', 'PID', '--net', process.execPath, ...process.execArgv, path.join(ROOT, 'pernosco.mts'), '__bridge']), `docker rm --force ${name}`])
+    quote(['nsenter', '--target', 'PID', '--net', process.execPath, '-e', BRIDGE]), `docker rm --force ${name}`])
   assert.match(f.out[2], new RegExp(`--mount type=bind,src=${t},dst=/pernosco/database,bind-nonrecursive=true,readonly --mount type=bind,src=${st},dst=/pernosco/storage,bind-nonrecursive=true `))
 })
 

@@ -18,7 +18,7 @@ before(() => {
   fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: BUILDER_IMAGE }, limits: { memory: '512m', cpus: 1, pids: 64, tmp: '64m' } }))
 })
 const wrapper = (args: string[]) => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, ...args], { env: podmanEnv(), encoding: 'utf8', timeout: 120_000 })
-const bridges = () => spawnSync('pgrep', ['-f', 'pernosco.mts __bridge'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
+const bridges = () => spawnSync('pgrep', ['-f', 'net.connect.3000, .127'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
 const ourTmpDirs = () => fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-'))
 
 test('build: rr pack, host-side packaging, then the confined builder writes into the trace as the invoking user', { skip }, () => {

@@ -179,7 +179,7 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control') {
   row('process left running', 'processes', pgrep('sleep 31338') ? 'LEAK' : 'none')
   if (command !== 'control') {
     row('containers left', 'process', ps(r).length ? `LEAK ${ps(r)}` : 'none')
-    row('bridge left', 'process', pgrep('pernosco.mts __bridge') ? 'LEAK' : 'none')
+    row('bridge left', 'process', pgrep('net.connect.3000, .127') ? 'LEAK' : 'none')
   }
   spawnSync('pkill', ['-f', 'sleep 31338'])
 }
