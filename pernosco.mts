@@ -366,11 +366,11 @@ const HOP = ['connection', 'keep-alive', 'upgrade', 'proxy-connection', 'proxy-a
 
 export function responseHeaders(h: http.IncomingHttpHeaders, origin: string, forced: Record<string, string>): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = Object.fromEntries(KEEP_HEADERS.filter(k => h[k] !== undefined).map(k => [k, h[k]]))
-  try { const u = new URL(h.location!, origin); if (h.location && u.origin === origin) out.location = u.pathname + u.search + u.hash } catch { /* dropped */ }
+  if (h.location) try { const u = new URL(h.location, origin); if (u.origin === origin) out.location = u.pathname + u.search + u.hash } catch { /* dropped */ }
   return { ...out, ...forced }
 }
 const digest = (s: string) => crypto.createHash('sha256').update(s).digest()
-const sameToken = (given: string | undefined, token: string) => given !== undefined && crypto.timingSafeEqual(digest(given), digest(token))
+const sameToken = (given: string | undefined, want: Buffer) => given !== undefined && crypto.timingSafeEqual(digest(given), want)
 
 export interface ProxyOpts { bridge: Bridge; host: string; port: number; token: string; names: string[]; tls?: { cert: Buffer; key: Buffer } }
 /** Listen on two ports (shell, then UI); resolve once both listen. Every request is checked before it may reach the bridge. */
@@ -383,7 +383,7 @@ export async function startProxy(o: ProxyOpts) {
   const shell = mk(onShell), ui = mk(onUi), sp = await listen(shell, o.port), up = await listen(ui, o.port && o.port + 1)
   const h = net.isIPv6(o.host) ? `[${o.host}]` : o.host, S = `${scheme}://${h}:${sp}`, U = `${scheme}://${h}:${up}`, cookie = `${o.tls ? '__Host-' : ''}pernosco-${sp}`
   const hostOk = (req: http.IncomingMessage, port: number) => [h, ...o.names].some(n => req.headers.host === `${n}:${port}`)
-  const authed = (req: http.IncomingMessage) => sameToken((req.headers.cookie ?? '').split(/;\s*/).find(c => c.startsWith(cookie + '='))?.slice(cookie.length + 1), o.token)
+  const token = digest(o.token), authed = (req: http.IncomingMessage) => sameToken((req.headers.cookie ?? '').split(/;\s*/).find(c => c.startsWith(cookie + '='))?.slice(cookie.length + 1), token)
   const SF = forcedHeaders(`default-src 'none'; frame-src ${U}; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`, ` "${U}/*"`)
   const UF = forcedHeaders([...CSP, `frame-ancestors ${S}`].join('; '))
   const deny = (res: http.ServerResponse, code: number, why: string, F = UF) => { res.writeHead(code, { ...F, 'content-type': 'text/plain', 'cache-control': 'no-store' }).end(why + '\n') }
@@ -395,7 +395,7 @@ export async function startProxy(o: ProxyOpts) {
     const url = new URL(req.url!, S)
     if (!hostOk(req, sp)) return deny(res, 403, 'bad Host', SF)
     if (url.pathname !== '/' || req.method !== 'GET') return deny(res, 404, 'not found', SF)
-    if (url.searchParams.has('token') && sameToken(url.searchParams.get('token')!, o.token))
+    if (url.searchParams.has('token') && sameToken(url.searchParams.get('token')!, token))
       return res.writeHead(302, { ...SF, location: '/', 'set-cookie': `${cookie}=${o.token}; HttpOnly; SameSite=Strict; Path=/${o.tls ? '; Secure' : ''}` }).end()
     if (!authed(req)) return deny(res, 401, 'open the URL that `serve` printed', SF)
     res.writeHead(200, { ...SF, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end('<!doctype html><meta charset="utf-8"><title>Pernosco</title>'

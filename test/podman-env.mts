@@ -47,6 +47,7 @@ export function importImage(tag: string, files: Record<string, string>, change: 
   }
   const tar = path.join(tmpdir('pmts-tar-'), 'root.tar')
   if (spawnSync('tar', ['-C', root, '-cf', tar, '.']).status !== 0) throw new Error('tar failed')
+  spawnSync('podman', ['rmi', '--force', '--ignore', tag], { env: podmanEnv() }) // no dangling copy of an earlier run
   podman('import', '--change', 'ENV PATH=/usr/local/bin:/bin', ...change.flatMap(c => ['--change', c]), tar, tag)
 }
 

@@ -74,6 +74,7 @@ step('image rootfs ready')
 const conf = path.join(base, 'containers.conf')
 fs.writeFileSync(conf, '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n'); fs.chmodSync(conf, 0o644)
 const U = 'pmtsu'
+let rootless: string[] | undefined // the test user's podman, for clean-up
 interface RT { name: string; rt: 'podman' | 'docker'; env: NodeJS.ProcessEnv; wrap: string[]; owner: number; cli: string[] }
 async function setup(name: string): Promise<RT> {
   const env = { PATH: process.env.PATH, HOME: '/root', NO_COLOR: '1', PMTS_SECRET: 'T-secret-env', CONTAINERS_CONF: conf }
@@ -101,6 +102,7 @@ async function setup(name: string): Promise<RT> {
   // setpriv execs (runuser would stay in between and turn our SIGTERM into its own)
   const as = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--init-groups', '--', 'env', '-C', copy, ...Object.entries(e).map(([k, v]) => `${k}=${v}`)]
   sh(as[0], ...as.slice(1), 'podman', 'import', '--change', 'ENV PATH=/usr/local/bin:/bin', '--change', 'ENTRYPOINT ["/usr/local/bin/app_server"]', tar, IMAGE)
+  rootless = [...as, 'podman']
   return { name, rt: 'podman', env: e, wrap: [...as, process.execPath, '--import', path.join(copy, 'node_modules/tsx/dist/esm/index.mjs'), path.join(copy, 'pernosco.mts')], owner: uid, cli: [...as, 'podman'] }
 }
 
@@ -192,5 +194,9 @@ try {
   }
 } finally {
   for (const c of children) c.kill()
+  await sleep(500) // dockerd stops; its data-root is under base
+  spawnSync('podman', ['rmi', '--force', '--ignore', IMAGE], { env: { ...process.env, CONTAINERS_CONF: conf } })
+  if (rootless) spawnSync(rootless[0], [...rootless.slice(1), 'rmi', '--force', '--ignore', IMAGE])
+  spawnSync('rm', ['-rf', base])
   console.log(JSON.stringify(rows))
 }
