@@ -70,7 +70,6 @@ export const POLICY = Object.freeze<Rule[]>([
   ['Never pull implicitly: images come only from `pull` or `load`.', () => ['--pull', 'never']],
   ['The environment is only what is listed: HOME points at the private /tmp.', () => ['--env', 'HOME=/tmp']],
 ])
-
 // Seccomp: allow by default (a debugger replays arbitrary programs' syscalls), deny the
 // kernel-surface and escape calls no debugger needs. ptrace, mount, unshare, userfaultfd and
 // perf_event_open stay allowed on purpose. Non-listed architectures (e.g. x32) are killed.
@@ -85,7 +84,6 @@ export const SECCOMP = JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', archite
 // ---- Validators: each throws UserError (exit 2) with a message that says what to do. ----
 export class UserError extends Error {}
 const fail = (msg: string): never => { throw new UserError(msg) }
-
 /** An existing directory, resolved with realpath, with no character that could add mount options. */
 export function checkDir(p: string, what: string): string {
   if (!path.isAbsolute(p)) fail(`${what}: ${JSON.stringify(p)} is relative; give an absolute path, e.g. "$PWD/${p}"`)
@@ -95,16 +93,13 @@ export function checkDir(p: string, what: string): string {
   if (/[,"=:\x00-\x1f\x7f]/.test(real)) fail(`${what}: ${JSON.stringify(real)} contains , " = : or a control character, which could alter mount options; rename or move it`)
   return real
 }
-
 export function checkInt(v: string | undefined, what: string, lo: number, hi: number): number | undefined {
   if (v === undefined) return undefined
   if (!/^\d+$/.test(v) || +v < lo || +v > hi) fail(`${what} must be an integer from ${lo} to ${hi}, not ${JSON.stringify(v)}`)
   return +v
 }
-
 const SCHEMA = JSON.parse(fs.readFileSync(path.join(path.dirname(SELF), 'schema.json'), 'utf8'))
 const validate = new Ajv({ useDefaults: true }).compile(SCHEMA)
-
 /** Parse and validate a config file's text; defaults come from schema.json. */
 export function parseConfig(text: string, file: string): Config {
   let cfg: unknown
@@ -122,7 +117,6 @@ const confinement = (c: Ctx) => POLICY.flatMap(([, flags]) => flags(c))
 export const bindMount = (rt: Runtime, src: string, dst: string, ro = false) =>
   ['--mount', `type=bind,src=${src},dst=${dst},${rt === 'podman' ? 'bind-nonrecursive,nosuid,nodev' : 'bind-nonrecursive=true'}${ro ? ',readonly' : ''}`]
 export const envFlags = (env: Record<string, string | undefined>) => Object.entries(env).flatMap(([k, v]) => v === undefined ? [] : ['--env', `${k}=${v}`])
-
 export interface BuildOpts { shards?: number; compression?: number; checkTrace?: boolean; skipGdbAddIndex?: boolean; rrLog?: string }
 /** The db builder: the trace dir is its only mount. No `--empty-umask`: files keep your umask. */
 export function builderArgv(c: Ctx, trace: string, o: BuildOpts): string[] {
@@ -132,13 +126,11 @@ export function builderArgv(c: Ctx, trace: string, o: BuildOpts): string[] {
     ...(o.shards ? ['--shards', String(o.shards)] : []), ...(o.checkTrace ? ['--check-trace'] : []), 'on-prem', '/trace',
     ...(o.skipGdbAddIndex ? ['--skip-gdb-add-index'] : [])]
 }
-
 /** rr record in the user's own image: the same confinement plus SYS_PTRACE; the trace dir is its only mount. */
 export function recordContainerArgv(c: Ctx, out: string, image: string, cmd: string[]): string[] {
   const cc = { ...c, cfg: { ...c.cfg, capAdd: ['SYS_PTRACE'] } }
   return [c.rt, 'create', ...confinement(cc), ...bindMount(c.rt, out, '/trace'), ...envFlags({ _RR_TRACE_DIR: '/trace' }), image, 'rr', 'record', ...cmd]
 }
-
 /** rr record on the host; `env` sets rr's own trace-dir variable only when --output is given. */
 export const recordArgv = (out: string | undefined, cmd: string[]) => [...(out ? ['env', `_RR_TRACE_DIR=${out}`] : []), 'rr', 'record', ...cmd]
 /** The app server: trace and sources read-only, storage read-write, still no network: see serve(). */
@@ -195,14 +187,10 @@ export const realSys = (): Sys => ({
     return { ready, open: cb => { waiting.set(++id, cb); if (!child.send({ id })) cb(new Error('bridge gone')) }, close: () => { if (child.connected) child.disconnect(); setTimeout(() => child.kill(), 1000).unref() } }
   },
 })
-
-
 /** Shell-quote for display, so --dry-run and -x print pasteable commands. */
 export const quote = (argv: readonly string[]) => argv.map(a => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
-
 /** One invocation: its config, runtime, options and the host it runs on. */
 export interface Run { sys: Sys; cfg: Config; rt: Runtime; dry: boolean; echo: boolean; o: minimist.ParsedArgs; interrupted: boolean; ended?: boolean }
-
 const show = (r: Run, argv: readonly string[]) => { if (r.dry || r.echo) (r.dry ? r.sys.out : r.sys.err)((r.dry ? '' : '+ ') + quote(argv)) }
 async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' = false): Promise<Result> {
   show(r, argv)
@@ -211,7 +199,6 @@ async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' 
   return res
 }
 const onPath = (env: NodeJS.ProcessEnv, bin: string) => (env.PATH ?? '').split(':').some(d => d && fs.existsSync(path.join(d, bin)))
-
 /** A private 0700 directory for the seccomp profile; dry runs keep it so printed commands work. */
 function privateDir(r: Run): { dir: string; seccomp: string; done(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-')), seccomp = path.join(dir, 'seccomp.json')
@@ -219,7 +206,6 @@ function privateDir(r: Run): { dir: string; seccomp: string; done(): void } {
   if (r.dry) r.sys.out(`# seccomp profile written to ${seccomp}`)
   return { dir, seccomp, done: () => { if (!r.dry) fs.rmSync(dir, { recursive: true, force: true }) } }
 }
-
 /** The local image for a reference, pulled only when allowed; a pinned digest must be exactly this image's. */
 async function resolveImage(r: Run, ref: string): Promise<{ Id?: string; Config?: { Env?: string[] } }> {
   const pin = /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1], inspect = async (x: string) => JSON.parse((await exec(r, [r.rt, 'image', 'inspect', x], 'quiet')).out || '[]')[0]
@@ -233,7 +219,6 @@ async function resolveImage(r: Run, ref: string): Promise<{ Id?: string; Config?
   if (pin && img && !ids.includes(pin)) fail(`image ${ref} is ${ids.at(-1)} here, not ${pin}: refusing to run it (re-tagged or tampered?)`)
   return img ?? {}
 }
-
 /** What `inspect` shows that the argv did not ask for: a containers.conf or daemon config can add mounts, env, networks. */
 export function verify(argv: readonly string[], c: Ctx, info: any, img: { Id?: string; Config?: { Env?: string[] } }): string[] {
   const vals = (flag: string) => argv.flatMap((a, i) => a === flag ? [argv[i + 1]] : []), hc = info.HostConfig ?? {}, sec: string[] = hc.SecurityOpt ?? []
@@ -248,7 +233,6 @@ export function verify(argv: readonly string[], c: Ctx, info: any, img: { Id?: s
     bare(info.Image) !== bare(img.Id) && `image ${info.Image}, not the one checked (${img.Id})`,
     ...(info.Config?.Env ?? []).filter((e: string) => !env.has(e)).map((e: string) => `environment ${e.split('=')[0]}`)].filter((x): x is string => !!x)
 }
-
 /** create → inspect-verify → start --attach (while `during` sets up what talks to it) → rm; a signal removes the container. */
 async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx) => string[],
   { during, capture = false }: { during?: (name: string, c: Ctx) => Promise<() => void>; capture?: boolean } = {}): Promise<Result> {
@@ -288,7 +272,6 @@ function writeNew(dir: string, name: string, data: string | Buffer, mode = 0o644
 }
 export const LIBTHREAD_DB = ['/usr/lib64/libthread_db.so', '/usr/lib/x86_64-linux-gnu/libthread_db.so']
 export const SOURCES_FALLBACK = JSON.stringify([{ priority: -10, files: [{ url: '/sources/', at: '/' }] }])
-
 /** After the builder: remove or neutralise what could make the next host-side read hang or write land elsewhere. */
 export function sanitize(r: Run, trace: string) {
   const walk = (dir: string): string[] => fs.readdirSync(dir).flatMap(d => {
@@ -304,7 +287,6 @@ export function sanitize(r: Run, trace: string) {
   })
   for (const f of walk(trace)) r.sys.err(chalk.yellow(`pernosco: the builder left ${f}`))
 }
-
 async function packageBuild(r: Run, trace: string): Promise<number> {
   if (!r.o['skip-rr']) {
     if (!onPath(r.sys.env, 'rr')) fail('rr is not on PATH: install rr (https://rr-project.org), or pass --skip-rr')
@@ -325,7 +307,6 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
   if (!srcSt) writeNew(trace, 'sources.fallback', SOURCES_FALLBACK)
   return 0
 }
-
 async function onlyBuild(r: Run, trace: string): Promise<number> {
   const o: BuildOpts = { shards: checkInt(r.o.shards, '--shards', 1, 1024), compression: checkInt(r.o['compression-level'], '--compression-level', 1, 22),
     checkTrace: r.o['check-trace'], skipGdbAddIndex: r.o['skip-gdb-add-index'], rrLog: r.o['builder-rr-log'] }
@@ -333,11 +314,9 @@ async function onlyBuild(r: Run, trace: string): Promise<number> {
   if (!r.dry) sanitize(r, trace)
   return code
 }
-
 /** rr's own default: $_RR_TRACE_DIR, else ~/.local/share/rr; the trace is its latest-trace. */
 const rrDir = (r: Run) => r.sys.env._RR_TRACE_DIR || path.join(r.sys.env.HOME ?? os.homedir(), '.local/share/rr')
 const traceArg = (r: Run) => checkDir(String(r.o._[0] ?? path.join(rrDir(r), 'latest-trace')), 'trace')
-
 async function record(r: Run): Promise<number> {
   const cmd = r.o['--'] ?? []
   if (!cmd.length) fail('record: give the command after --, e.g. `record -- ./my-test`')
@@ -363,23 +342,65 @@ export const forcedHeaders = (csp: string, allow = '') => ({ 'content-security-p
 /** Backend response headers that pass; all others (CSP, Link, Refresh, Set-Cookie, Report-To, CORS...) are dropped. */
 export const KEEP_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-range', 'accept-ranges', 'etag', 'last-modified', 'cache-control', 'expires', 'date', 'vary']
 const HOP = ['connection', 'keep-alive', 'upgrade', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding']
-
 export function responseHeaders(h: http.IncomingHttpHeaders, origin: string, forced: Record<string, string>): http.OutgoingHttpHeaders {
-  const out: http.OutgoingHttpHeaders = Object.fromEntries(KEEP_HEADERS.filter(k => h[k] !== undefined).map(k => [k, h[k]]))
+  const out: http.OutgoingHttpHeaders = { ...forced }
+  for (const k of KEEP_HEADERS) if (h[k] !== undefined) out[k] = h[k]
   if (h.location) try { const u = new URL(h.location, origin); if (u.origin === origin) out.location = u.pathname + u.search + u.hash } catch { /* dropped */ }
-  return { ...out, ...forced }
+  return out
+}
+/** Our request head for the upstream socket: node's server parser has checked the request line and every header. */
+const requestHead = (req: http.IncomingMessage, keep: (name: string) => boolean) => req.rawHeaders.reduce((s, v, i, a) =>
+  i % 2 || !keep(v.toLowerCase()) ? s : `${s}${v}: ${a[i + 1]}\r\n`, `${req.method} ${req.url} HTTP/1.1\r\n`) + '\r\n'
+/** The app server's response on one upstream socket, parsed here (node's own client costs twice as much: README, Performance).
+ * Node's ServerResponse frames it anew for the browser, so nothing the server sends can escape our headers; what we cannot
+ * parse is a 502. Feed it each chunk, then null at close; done(true): the socket may carry the next request. */
+export function relay(up: net.Socket, res: http.ServerResponse, bodiless: boolean, fix: (h: http.IncomingHttpHeaders) => http.OutgoingHttpHeaders, done: (reuse: boolean) => void) {
+  let buf: Buffer = Buffer.alloc(0), left = 0, head = true, chunked = false, trailer = false, over = false
+  const end = (ok: boolean, reuse = ok) => over || (over = true, done(reuse && !buf.length), ok ? res.end()
+    : res.headersSent ? res.destroy() : res.writeHead(502, fix({})).end('bad response from the Pernosco server\n'))
+  res.on('close', () => over || (over = true, done(false))) // the browser went away mid-response
+  return (d: Buffer | null): unknown => {
+    if (d === null) return end(!head && left < 0, false) // a body without a length ends at the close; anything else was cut short
+    buf = buf.length ? Buffer.concat([buf, d]) : d
+    while (!over) {
+      const n = left < 0 ? buf.length : Math.min(left, buf.length) // body bytes: of a length, of a chunk, or (-1) up to the close
+      if (n && !res.write(buf.subarray(0, n))) { up.pause(); res.once('drain', () => up.resume()) }
+      buf = buf.subarray(n); left -= left < 0 ? 0 : n
+      if (left) return
+      if (!head && !chunked) return end(true)
+      const e = buf.indexOf(head ? '\r\n\r\n' : '\r\n'), text = buf.toString('latin1', 0, e)
+      if (e < 0) return buf.length > 65536 && end(false)
+      buf = buf.subarray(e + (head ? 4 : 2))
+      if (trailer) { if (!text) end(true) } // trailers are dropped, up to an empty line
+      else if (!head && text) { // a chunk's size line ('' is the CRLF after its data)
+        const m = /^([0-9a-fA-F]{1,12})[ \t]*(;.*)?$/.exec(text)
+        if (!m) return end(false)
+        left = parseInt(m[1], 16); trailer = !left
+      } else if (head) {
+        const [status, ...lines] = text.split('\r\n'), h: Record<string, string> = {}, code = +(/^HTTP\/1\.[01] ([1-5]\d\d)( |$)/.exec(status)?.[1] ?? 0)
+        for (const l of lines) { const m = /^([\w!#$%&'*+.^`|~-]+):[ \t]*(.*?)[ \t]*$/.exec(l); if (!m) return end(false); const k = m[1].toLowerCase(); h[k] = k in h ? `${h[k]}, ${m[2]}` : m[2] }
+        const te = h['transfer-encoding'], cl = h['content-length'], none = bodiless || code === 204 || code === 304
+        if (!code || te !== undefined && !/^chunked$/i.test(te) || cl !== undefined && !/^\d{1,15}$/.test(cl)) return end(false)
+        if (code < 200) continue // 100 Continue, 103 Early Hints: not passed on
+        if (te) delete h['content-length']
+        try { res.writeHead(code, fix(h)) } catch { return end(false) }
+        head = false; chunked = !!te && !none; left = none || te ? 0 : cl === undefined ? -1 : +cl
+      }
+    }
+  }
 }
 const digest = (s: string) => crypto.createHash('sha256').update(s).digest()
 const sameToken = (given: string | undefined, want: Buffer) => given !== undefined && crypto.timingSafeEqual(digest(given), want)
-
 export interface ProxyOpts { bridge: Bridge; host: string; port: number; token: string; names: string[]; tls?: { cert: Buffer; key: Buffer } }
 /** Listen on two ports (shell, then UI); resolve once both listen. Every request is checked before it may reach the bridge. */
 export async function startProxy(o: ProxyOpts) {
   const mk = (h: http.RequestListener) => o.tls ? https.createServer(o.tls, h) : http.createServer(h), scheme = o.tls ? 'https' : 'http'
   const listen = (srv: net.Server, port: number) => new Promise<number>((ok, no) => srv.once('error', e => no(new UserError(`cannot listen on ${o.host}:${port}: ${e.message}`)))
     .listen(port, o.host, () => ok((srv.address() as net.AddressInfo).port)))
-  // Keep-alive upstream sockets, bounded (busybox httpd's backlog is 9); each new one comes from the bridge.
-  const agent = Object.assign(new http.Agent({ keepAlive: true, maxSockets: 8 }), { createConnection: (_: unknown, cb: Parameters<Bridge['open']>[0]) => { o.bridge.open(cb) } })
+  // Upstream keep-alive sockets from the bridge, one request at a time each; one that speaks out of turn is closed.
+  const idle = new Set<net.Socket>(), readers = new WeakMap<net.Socket, (d: Buffer | null) => void>()
+  const upstream = (cb: (s?: net.Socket) => void) => { const [s] = idle; if (s) return idle.delete(s), cb(s)
+    o.bridge.open((e, s) => cb(s?.on('data', d => (readers.get(s) ?? (() => s.destroy()))(d)).on('close', () => { idle.delete(s); readers.get(s)?.(null) }).on('error', () => {}))) }
   const shell = mk(onShell), ui = mk(onUi), sp = await listen(shell, o.port), up = await listen(ui, o.port && o.port + 1)
   const h = net.isIPv6(o.host) ? `[${o.host}]` : o.host, S = `${scheme}://${h}:${sp}`, U = `${scheme}://${h}:${up}`, cookie = `${o.tls ? '__Host-' : ''}pernosco-${sp}`
   const hostOk = (req: http.IncomingMessage, port: number) => [h, ...o.names].some(n => req.headers.host === `${n}:${port}`)
@@ -390,7 +411,7 @@ export async function startProxy(o: ProxyOpts) {
   /** Why a UI request may not pass, or '' when it may. */
   const refuse = (req: http.IncomingMessage) => !hostOk(req, up) ? '403 bad Host' : !authed(req) ? '401 open the URL that `serve` printed'
     : (req.headers.upgrade || !['GET', 'HEAD'].includes(req.method!)) && req.headers.origin !== U ? '403 bad Origin'
-    : req.headers['service-worker'] ? '403 no service workers' : ''
+    : req.headers['service-worker'] ? '403 no service workers' : req.headers['transfer-encoding'] ? '411 send request bodies with a content-length' : ''
   function onShell(req: http.IncomingMessage, res: http.ServerResponse) {
     const url = new URL(req.url!, S)
     if (!hostOk(req, sp)) return deny(res, 403, 'bad Host', SF)
@@ -405,11 +426,12 @@ export async function startProxy(o: ProxyOpts) {
     const why = refuse(req)
     if (why) return deny(res, +why.slice(0, 3), why.slice(4))
     if (req.headers['sec-fetch-dest'] === 'document') return res.writeHead(302, { ...UF, location: `${S}/` }).end() // top level: back into the frame
-    const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !HOP.includes(k) && k !== 'cookie'))
-    const upReq = http.request({ agent, method: req.method, path: req.url, headers }, ur => {
-      res.writeHead(ur.statusCode!, responseHeaders(ur.headers, U, UF)); ur.pipe(res); ur.on('error', () => res.destroy())
-    }).on('error', () => res.headersSent ? res.destroy() : deny(res, 502, 'the Pernosco server is not answering'))
-    req.pipe(upReq); req.on('error', () => upReq.destroy())
+    upstream(s => {
+      if (!s) return deny(res, 502, 'the Pernosco server is not answering')
+      readers.set(s, relay(s, res, req.method === 'HEAD', h => responseHeaders(h, U, UF), reuse => { readers.delete(s); reuse && req.complete && !s.destroyed ? idle.add(s) : s.destroy() }))
+      s.write(requestHead(req, k => !HOP.includes(k) && k !== 'cookie'))
+      if (+req.headers['content-length']! > 0) req.pipe(s, { end: false })
+    })
   }
   const tunnels = new Set<net.Socket>()
   ui.on('upgrade', (req: http.IncomingMessage, sock: net.Socket, head: Buffer) => {
@@ -417,15 +439,13 @@ export async function startProxy(o: ProxyOpts) {
     if (why) return sock.end(`HTTP/1.1 ${why.slice(0, 3)} Refused\r\nconnection: close\r\n\r\n`)
     o.bridge.open((e, s) => {
       if (e || !s) return sock.destroy()
-      const hs = Object.entries(req.headers).filter(([k]) => k !== 'cookie').map(([k, v]) => `${k}: ${v}\r\n`).join('')
-      s.write(`${req.method} ${req.url} HTTP/1.1\r\n${hs}\r\n`); s.write(head)
+      s.write(requestHead(req, k => k !== 'cookie')); s.write(head)
       s.pipe(sock).pipe(s); tunnels.add(s)
       for (const [a, b] of [[s, sock], [sock, s]]) a.on('error', () => b.destroy()).on('close', () => { b.destroy(); tunnels.delete(s) })
     })
   })
-  return { url: `${S}/?token=${o.token}`, shell: S, ui: U, close: () => { for (const s of [shell, ui]) s.close().closeAllConnections(); for (const t of tunnels) t.destroy(); agent.destroy() } }
+  return { url: `${S}/?token=${o.token}`, shell: S, ui: U, close: () => { for (const s of [shell, ui]) s.close().closeAllConnections(); for (const t of [...tunnels, ...idle]) t.destroy() } }
 }
-
 const sleep = (ms: number) => new Promise(ok => setTimeout(ok, ms))
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 /** --sources DIR or FROM=TO: FROM is where the trace expects sources, TO where they are on this host. */
@@ -434,7 +454,6 @@ function source(spec: string): [string, string] {
   if (!path.isAbsolute(from) || path.normalize(from) !== from || /[,"=:\x00-\x1f\x7f]/.test(from)) fail(`--sources: ${JSON.stringify(from)} must be a plain absolute path`)
   return [from.replace(/\/$/, ''), checkDir(to, '--sources')]
 }
-
 async function serve(r: Run): Promise<number> {
   const trace = traceArg(r), storage = r.o.storage === undefined ? undefined : checkDir(r.o.storage, '--storage')
   const sources = [r.o.sources ?? []].flat().map(source), m = /^(?:(.+):)?(\d+)$/.exec(r.o.tunnel ?? '127.0.0.1:0')
@@ -495,7 +514,6 @@ async function rr(r: Run) {
   if (!r.dry) sanitize(r, trace)
   return code
 }
-
 /** One table of what this host has and needs; non-zero exit when something required is missing. */
 async function check(r: Run): Promise<number> {
   const read = (f: string) => { try { return fs.readFileSync(path.join(r.sys.proc, f), 'utf8').trim() } catch { return '' } }
@@ -536,15 +554,12 @@ export const COMMANDS: Record<string, Command> = {
 }
 const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version', 'pull'] }
 const GLOBAL_USAGE = 'Global options: --runtime podman|docker  --config FILE  --no-pull  --dry-run (print commands, run nothing)  -x (echo)  --help  --version'
-
 function usage(cmd?: string): string {
   const cmds = cmd ? [COMMANDS[cmd]] : Object.values(COMMANDS)
   return ['Usage: npx zx pernosco.mts COMMAND [options]', ...cmds.map(c => '  ' + c.usage.replace(/ {3}/, '\n      ')), GLOBAL_USAGE].join('\n')
 }
-
 /** The command is the first word that is not a global option's value. */
 const commandName = (args: string[]) => args.find((a, i) => !a.startsWith('-') && !['--runtime', '--config'].includes(args[i - 1])) ?? ''
-
 function parse(args: string[]): minimist.ParsedArgs {
   const cmd = COMMANDS[commandName(args)]
   const o = minimist(args, { string: [...GLOBAL.string, ...cmd?.string ?? []], boolean: [...GLOBAL.boolean, ...cmd?.boolean ?? []], '--': true, default: { pull: true },
@@ -553,7 +568,6 @@ function parse(args: string[]): minimist.ParsedArgs {
   o._.splice(o._.indexOf(commandName(args)), 1)
   return o
 }
-
 function loadConfig(sys: Sys, file: string | undefined): Config {
   const f = file ?? path.join(sys.cwd, 'pernosco.json')
   if (file === undefined && !fs.existsSync(f)) return parseConfig('{}', '(defaults)')
@@ -561,7 +575,6 @@ function loadConfig(sys: Sys, file: string | undefined): Config {
   try { text = fs.readFileSync(f, 'utf8') } catch { fail(`config ${f}: cannot read it`) }
   return parseConfig(text, f)
 }
-
 /** Parse, configure, dispatch; every UserError ends here as one line and exit 2. */
 export async function main(args: string[], sys: Sys = realSys()): Promise<number> {
   if ('NO_COLOR' in sys.env) chalk.level = 0
@@ -578,7 +591,6 @@ export async function main(args: string[], sys: Sys = realSys()): Promise<number
     return 2
   }
 }
-
 if (process.argv.slice(1, 3).some(a => path.resolve(a) === SELF)) {
   const args = process.argv.slice(process.argv.findIndex(a => path.resolve(a) === SELF) + 1)
   process.exitCode = await main(args)
