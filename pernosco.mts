@@ -428,7 +428,7 @@ export async function startProxy(o: ProxyOpts) {
     if (req.headers['sec-fetch-dest'] === 'document') return res.writeHead(302, { ...UF, location: `${S}/` }).end() // top level: back into the frame
     upstream(s => {
       if (!s) return deny(res, 502, 'the Pernosco server is not answering')
-      readers.set(s, relay(s, res, req.method === 'HEAD', h => responseHeaders(h, U, UF), reuse => { readers.delete(s); reuse && req.complete && !s.destroyed ? idle.add(s) : s.destroy() }))
+      readers.set(s, relay(s, res, req.method === 'HEAD', h => responseHeaders(h, U, UF), reuse => { readers.delete(s); reuse && req.complete && !s.destroyed ? idle.add(s.resume()) : s.destroy() }))
       s.write(requestHead(req, k => !HOP.includes(k) && k !== 'cookie'))
       if (+req.headers['content-length']! > 0) req.pipe(s, { end: false })
     })

@@ -21,6 +21,7 @@ const SCRIPT: Record<string, string | string[]> = {
   '/head': 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n',
   '/dup': 'HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nVary: a\r\nvary: b\r\nContent-Length: 1\r\n\r\nx',
   '/extra': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA',
+  '/tail': ['HTTP/1.1 200 OK\r\nContent-Length: 60000\r\n\r\n', 'x'.repeat(60_000)], // a last read above the write buffer's mark
   '/slow': [...'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nslow\r\n1\r\n!\r\n0\r\n\r\n'],
   // refused: each must become a 502 with our headers
   '/bad-status': 'HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n',
@@ -77,7 +78,7 @@ const assertOurs = (r: Res, what: string) => { for (const k of Object.keys(force
 /** Upstream connections opened by one call. */
 const opened = async (f: () => Promise<unknown>) => { const n = conns; await f(); return conns - n }
 
-test('every framing the server may use reaches the browser whole, under our headers', async () => {
+test('every framing the server may use reaches the browser whole, under our headers', { timeout: 20_000 }, async () => {
   for (const [p, status, body] of [['/length', 200, 'hello'], ['/chunked', 200, 'hello world'], ['/both', 200, 'abc'], ['/close', 200, 'until the close'],
     ['/continue', 200, 'ok'], ['/204', 204, ''], ['/304', 304, ''], ['/slow', 200, 'slow!'], ['/dup', 200, 'x']] as const) {
     const r = await get(p)
@@ -93,7 +94,7 @@ test('every framing the server may use reaches the browser whole, under our head
   assert.deepEqual([head.status, head.headers['content-length'], head.body], [200, '100', ''])
 })
 
-test('a response it cannot parse is a 502 with our headers, or a broken response once the head was sent', async () => {
+test('a response it cannot parse is a 502 with our headers, or a broken response once the head was sent', { timeout: 20_000 }, async () => {
   for (const p of ['/bad-status', '/bad-fold', '/bad-te', '/bad-length', '/bad-char', '/bad-huge', '/bad-eof']) {
     const r = await get(p)
     assert.deepEqual([r.status, r.body], [502, 'bad response from the Pernosco server\n'], p)
@@ -105,13 +106,15 @@ test('a response it cannot parse is a 502 with our headers, or a broken response
   }
 })
 
-test('upstream sockets are kept alive and reused only when the exchange was clean', async () => {
+test('upstream sockets are kept alive and reused only when the exchange was clean', { timeout: 20_000 }, async () => {
   await get('/length')
   assert.equal(await opened(async () => { for (let i = 0; i < 5; i++) await get('/length') }), 0, 'clean: reused')
   assert.equal(await opened(async () => { await get('/chunked'); await get('/length') }), 0, 'chunked: reused')
   assert.equal(await opened(async () => { await get('/close'); await get('/length') }), 1, 'closed by the server: a new one')
   assert.equal(await opened(async () => { await get('/extra'); await get('/length') }), 1, 'bytes after the response: dropped')
   assert.equal(await opened(async () => { await get('/bad-chunk'); await get('/length') }), 1, 'a broken response: dropped')
+  assert.equal(await opened(async () => { for (let i = 0; i < 3; i++) assert.equal((await get('/tail')).body.length, 60_000) }), 0,
+    'a socket paused for backpressure at the end of a response is resumed when reused')
   for (const s of open) s.end() // the server closes its idle keep-alive sockets
   await new Promise(ok => setTimeout(ok, 50))
   assert.deepEqual([(await get('/length')).status, open.size], [200, 1], 'a socket the server closed is not reused')
@@ -120,7 +123,7 @@ test('upstream sockets are kept alive and reused only when the exchange was clea
   assert.equal(open.size, 0, 'a socket that speaks out of turn is closed')
 })
 
-test('request bodies pass with a length; chunked uploads get 411; a browser that leaves closes the upstream socket', async () => {
+test('request bodies pass with a length; chunked uploads get 411; a browser that leaves closes the upstream socket', { timeout: 20_000 }, async () => {
   const r = await get('/post', { method: 'POST', body: 'payload' })
   assert.deepEqual([r.status, r.body], [200, 'payload'])
   const u = await get('/post', { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: 'x' })
