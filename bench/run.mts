@@ -30,8 +30,16 @@ const client = (args: string[], pre: string[] = []) => {
   if (p.status !== 0) throw new Error(`client ${args[0]}: ${p.stderr}`)
   return JSON.parse(p.stdout)
 }
+// If the bench fails midway, it leaves no serve process or container behind (before the quirks file goes).
+const serves: ReturnType<typeof spawn>[] = []
+process.prependListener('exit', () => {
+  for (const w of serves) if (w.exitCode === null) w.kill('SIGKILL')
+  const names = spawnSync('podman', ['ps', '-a', '--format', '{{.Names}}'], { env, encoding: 'utf8' }).stdout.split('\n').filter(n => /^pernosco-(server|bench)-/.test(n))
+  if (names.length) spawnSync('podman', ['rm', '--force', '--time', '0', ...names], { env })
+})
 async function startServe() {
   const t0 = performance.now(), w = spawn(node[0], [...node.slice(1), path.join(ROOT, 'pernosco.mts'), '--config', cfg, 'serve', trace], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  serves.push(w)
   let out = ''
   w.stdout!.on('data', d => { out += d })
   for (let i = 0; i < 600 && !/open (http\S+)/.test(out); i++) await sleep(10)

@@ -172,7 +172,7 @@ test('a 1 GiB body streams through a proxy process whose memory stays bounded', 
   const small = await stream(1 << 28), big = await stream(1 << 30)
   child.kill()
   console.log(`# proxy RSS growth: ${small.toFixed(1)} MiB for 256 MiB, ${big.toFixed(1)} MiB for 1 GiB`)
-  // The bound is V8's: socket buffers are external memory, collected once ~64 MiB of it is outstanding.
+  // The bound is V8's: each socket read is a new buffer, collected once 32 MiB of them are outstanding (README, Performance).
   assert.ok(big < 96, `proxy RSS grew ${big} MiB for 1 GiB`)
   assert.ok(big < small + 32, 'growth does not scale with body size')
 })
