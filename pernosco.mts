@@ -351,11 +351,10 @@ export function responseHeaders(h: http.IncomingHttpHeaders, origin: string, for
 /** Our request head for the upstream socket: node's server parser has checked the request line and every header. */
 const requestHead = (req: http.IncomingMessage, keep: (name: string) => boolean) => req.rawHeaders.reduce((s, v, i, a) =>
   i % 2 || !keep(v.toLowerCase()) ? s : `${s}${v}: ${a[i + 1]}\r\n`, `${req.method} ${req.url} HTTP/1.1\r\n`) + '\r\n'
-/** The app server's response on one upstream socket, parsed here (node's own client costs twice as much: README, Performance).
- * Node's ServerResponse frames it anew for the browser, so nothing the server sends can escape our headers; what we cannot
- * parse is a 502. Feed it each chunk, then null at close; done(true): the socket may carry the next request. */
+/** The app server's response on one upstream socket, parsed here (node's client costs twice as much: README, Performance) and framed anew
+ * by node's ServerResponse, so nothing it sends escapes our headers; unparsable: 502. Feed it each read, then null; done(true): reusable. */
 export function relay(up: net.Socket, res: http.ServerResponse, bodiless: boolean, fix: (h: http.IncomingHttpHeaders) => http.OutgoingHttpHeaders, done: (reuse: boolean) => void) {
-  let buf: Buffer = Buffer.alloc(0), left = 0, head = true, chunked = false, trailer = false, over = false
+  let buf: Buffer = Buffer.alloc(0), left = 0, pending = 0, head = true, chunked = false, trailer = false, over = false
   const end = (ok: boolean, reuse = ok) => over || (over = true, done(reuse && !buf.length), ok ? res.end()
     : res.headersSent ? res.destroy() : res.writeHead(502, fix({})).end('bad response from the Pernosco server\n'))
   res.on('close', () => over || (over = true, done(false))) // the browser went away mid-response
@@ -364,12 +363,12 @@ export function relay(up: net.Socket, res: http.ServerResponse, bodiless: boolea
     buf = buf.length ? Buffer.concat([buf, d]) : d
     while (!over) {
       const n = left < 0 ? buf.length : Math.min(left, buf.length) // body bytes: of a length, of a chunk, or (-1) up to the close
-      if (n && !res.write(buf.subarray(0, n))) { up.pause(); res.once('drain', () => up.resume()) }
+      if (n) { pending++; up.pause(); res.write(buf.subarray(0, n), () => --pending || up.resume()) } // the read buffer is reused
       buf = buf.subarray(n); left -= left < 0 ? 0 : n
       if (left) return
       if (!head && !chunked) return end(true)
       const e = buf.indexOf(head ? '\r\n\r\n' : '\r\n'), text = buf.toString('latin1', 0, e)
-      if (e < 0) return buf.length > 65536 && end(false)
+      if (e < 0) return (buf = Buffer.from(buf)).length > 65536 && end(false) // a copy: the read buffer is reused
       buf = buf.subarray(e + (head ? 4 : 2))
       if (trailer) { if (!text) end(true) } // trailers are dropped, up to an empty line
       else if (!head && text) { // a chunk's size line ('' is the CRLF after its data)
@@ -389,18 +388,20 @@ export function relay(up: net.Socket, res: http.ServerResponse, bodiless: boolea
     }
   }
 }
-const digest = (s: string) => crypto.createHash('sha256').update(s).digest()
-const sameToken = (given: string | undefined, want: Buffer) => given !== undefined && crypto.timingSafeEqual(digest(given), want)
+const digest = (s: string) => crypto.createHash('sha256').update(s).digest(), sameToken = (given: string | undefined, want: Buffer) => given !== undefined && crypto.timingSafeEqual(digest(given), want)
 export interface ProxyOpts { bridge: Bridge; host: string; port: number; token: string; names: string[]; tls?: { cert: Buffer; key: Buffer } }
 /** Listen on two ports (shell, then UI); resolve once both listen. Every request is checked before it may reach the bridge. */
 export async function startProxy(o: ProxyOpts) {
   const mk = (h: http.RequestListener) => o.tls ? https.createServer(o.tls, h) : http.createServer(h), scheme = o.tls ? 'https' : 'http'
   const listen = (srv: net.Server, port: number) => new Promise<number>((ok, no) => srv.once('error', e => no(new UserError(`cannot listen on ${o.host}:${port}: ${e.message}`)))
     .listen(port, o.host, () => ok((srv.address() as net.AddressInfo).port)))
-  // Upstream keep-alive sockets from the bridge, one request at a time each; one that speaks out of turn is closed.
-  const idle = new Set<net.Socket>(), readers = new WeakMap<net.Socket, (d: Buffer | null) => void>()
+  // Upstream keep-alive sockets from the bridge, one request at a time each; one that speaks out of turn is closed. Reads land in one
+  // buffer per socket (`onread`, no garbage per read: README, Performance); a socket from IPC takes it once rewrapped around its handle.
+  const idle = new Set<net.Socket>(), tunnels = new Set<net.Socket>(), readers = new WeakMap<net.Socket, (d: Buffer | null) => void>()
   const upstream = (cb: (s?: net.Socket) => void) => { const [s] = idle; if (s) return idle.delete(s), cb(s)
-    o.bridge.open((e, s) => cb(s?.on('data', d => (readers.get(s) ?? (() => s.destroy()))(d)).on('close', () => { idle.delete(s); readers.get(s)?.(null) }).on('error', () => {}))) }
+    o.bridge.open((e, got) => { const buffer = Buffer.alloc(65536), s: net.Socket | undefined = got && new net.Socket({ handle: (got as unknown as { _handle: object })._handle,
+      readable: true, writable: true, onread: { buffer, callback: (n: number) => void (readers.get(s!) ?? (() => s!.destroy()))(buffer.subarray(0, n)) } } as net.SocketConstructorOpts)
+      cb(s?.on('close', () => { idle.delete(s); readers.get(s)?.(null) }).on('error', () => {})) }) }
   const shell = mk(onShell), ui = mk(onUi), sp = await listen(shell, o.port), up = await listen(ui, o.port && o.port + 1)
   const h = net.isIPv6(o.host) ? `[${o.host}]` : o.host, S = `${scheme}://${h}:${sp}`, U = `${scheme}://${h}:${up}`, cookie = `${o.tls ? '__Host-' : ''}pernosco-${sp}`
   const hostOk = (req: http.IncomingMessage, port: number) => [h, ...o.names].some(n => req.headers.host === `${n}:${port}`)
@@ -428,12 +429,12 @@ export async function startProxy(o: ProxyOpts) {
     if (req.headers['sec-fetch-dest'] === 'document') return res.writeHead(302, { ...UF, location: `${S}/` }).end() // top level: back into the frame
     upstream(s => {
       if (!s) return deny(res, 502, 'the Pernosco server is not answering')
-      readers.set(s, relay(s, res, req.method === 'HEAD', h => responseHeaders(h, U, UF), reuse => { readers.delete(s); reuse && req.complete && !s.destroyed ? idle.add(s.resume()) : s.destroy() }))
+      readers.set(s, relay(s, res, req.method === 'HEAD', h => responseHeaders(h, U, UF), reuse => { readers.delete(s)
+        if (!reuse || !req.complete || s.destroyed) s.destroy(); else if (s.isPaused()) s.once('resume', () => idle.add(s)); else idle.add(s) })) // paused: still flushing
       s.write(requestHead(req, k => !HOP.includes(k) && k !== 'cookie'))
       if (+req.headers['content-length']! > 0) req.pipe(s, { end: false })
     })
   }
-  const tunnels = new Set<net.Socket>()
   ui.on('upgrade', (req: http.IncomingMessage, sock: net.Socket, head: Buffer) => {
     const why = refuse(req)
     if (why) return sock.end(`HTTP/1.1 ${why.slice(0, 3)} Refused\r\nconnection: close\r\n\r\n`)

@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
+import crypto from 'node:crypto'
 import { startProxy, forcedHeaders, CSP } from '../pernosco.mts'
 import { tcpBridge } from './helpers.mts'
 
@@ -35,13 +36,20 @@ const SCRIPT: Record<string, string | string[]> = {
   '/bad-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
   '/short': 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf',
 }
+/** 4 MiB that is not one repeated byte, so a reused read buffer that is overwritten too early shows. */
+const PATTERN = Buffer.from(Array.from({ length: 4 << 20 }, (_, i) => (i * 7 + (i >> 12)) % 251))
+const chunked = (b: Buffer) => { const parts: Buffer[] = []; for (let i = 0, n = 1; i < b.length; i += n, n = 1 + (n * 31 + 7) % 40_000) parts.push(Buffer.from(`${Math.min(n, b.length - i).toString(16)}\r\n`), b.subarray(i, i + n), Buffer.from('\r\n')); return Buffer.concat(parts) }
+const BINARY: Record<string, Buffer> = {
+  '/pattern': Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${PATTERN.length}\r\n\r\n`), PATTERN]),
+  '/pattern-chunked': Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'), chunked(PATTERN), Buffer.from('0\r\n\r\n')]),
+}
 const CLOSES = ['/close', '/bad-eof', '/short', '/bad-huge']
 
 let backend: net.Server, proxy: Awaited<ReturnType<typeof startProxy>>, conns = 0
 const open = new Set<net.Socket>(), bodies: string[] = []
 before(async () => {
   backend = net.createServer(s => {
-    conns++; open.add(s); s.on('close', () => open.delete(s))
+    conns++; open.add(s); s.on('close', () => open.delete(s)).on('error', () => {})
     let got = ''
     s.on('data', async d => {
       got += d
@@ -51,6 +59,7 @@ before(async () => {
       bodies.push(got.slice(e + 4)); got = ''
       if (p === '/post') return s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${len}\r\n\r\n${bodies.at(-1)}`)
       if (p === '/hang') return // never answers
+      if (BINARY[p]) return s.write(BINARY[p])
       const r = SCRIPT[p]
       if (Array.isArray(r)) for (const b of r) { s.write(b); await new Promise(ok => setTimeout(ok, 1)) }
       else s.write(r)
@@ -121,6 +130,27 @@ test('upstream sockets are kept alive and reused only when the exchange was clea
   for (const s of open) s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n') // out of turn
   await new Promise(ok => setTimeout(ok, 50))
   assert.equal(open.size, 0, 'a socket that speaks out of turn is closed')
+})
+
+/** GET p, reading nothing for `wait` ms; resolves with the body's sha256. */
+const slowGet = (p: string, wait: number) => new Promise<string>((ok, no) => {
+  const u = new URL(proxy.ui), h = crypto.createHash('sha256')
+  http.get({ host: u.hostname, port: u.port, path: p, agent: false, headers: { host: u.host, cookie: `pernosco-${new URL(proxy.shell).port}=${TOKEN}` } }, res => {
+    res.pause(); setTimeout(() => res.on('data', d => h.update(d)).on('end', () => ok(h.digest('hex'))).on('error', no).resume(), wait)
+  }).on('error', no)
+})
+test('bodies arrive intact through slow and fast readers at once, by length and in chunks of every size', { timeout: 30_000 }, async () => {
+  const want = crypto.createHash('sha256').update(PATTERN).digest('hex')
+  for (let i = 0; i < 2; i++) assert.deepEqual(await Promise.all([slowGet('/pattern', 200), slowGet('/pattern-chunked', 100), slowGet('/pattern', 0), slowGet('/pattern-chunked', 0)]), [want, want, want, want])
+})
+
+test('a browser that stops reading holds only its own upstream socket', { timeout: 20_000 }, async () => {
+  const u = new URL(proxy.ui)
+  const stalled = http.get({ host: u.hostname, port: u.port, path: '/pattern', agent: false, headers: { host: u.host, cookie: `pernosco-${new URL(proxy.shell).port}=${TOKEN}` } }, res => res.pause())
+  stalled.on('error', () => {})
+  await new Promise(ok => setTimeout(ok, 100))
+  for (let i = 0; i < 3; i++) assert.equal((await get('/length')).body, 'hello')
+  stalled.destroy()
 })
 
 test('request bodies pass with a length; chunked uploads get 411; a browser that leaves closes the upstream socket', { timeout: 20_000 }, async () => {
