@@ -98,7 +98,9 @@ async function setup(name: string): Promise<RT> {
   fs.mkdirSync(copy)
   for (const f of ['pernosco.mts', 'schema.json', 'package.json']) fs.copyFileSync(path.join(ROOT, f), path.join(copy, f))
   sh('cp', '-a', path.join(ROOT, 'node_modules'), copy); sh('chmod', '-R', 'a+rX', copy)
-  const e = { ...env, HOME: `/home/${U}`, XDG_RUNTIME_DIR: run }
+  const tmp = path.join(base, 'tmp') // its TMPDIR, so tsx's cache and its temp files go with base
+  fs.mkdirSync(tmp, { mode: 0o700 }); fs.chownSync(tmp, uid, uid)
+  const e = { ...env, HOME: `/home/${U}`, XDG_RUNTIME_DIR: run, TMPDIR: tmp }
   // setpriv execs (runuser would stay in between and turn our SIGTERM into its own)
   const as = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--init-groups', '--', 'env', '-C', copy, ...Object.entries(e).map(([k, v]) => `${k}=${v}`)]
   sh(as[0], ...as.slice(1), 'podman', 'import', '--change', 'ENV PATH=/usr/local/bin:/bin', '--change', 'ENTRYPOINT ["/usr/local/bin/app_server"]', tar, IMAGE)
