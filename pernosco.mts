@@ -354,16 +354,17 @@ const requestHead = (req: http.IncomingMessage, keep: (name: string) => boolean)
 /** The app server's response on one upstream socket, parsed here (node's client costs twice as much: README, Performance) and framed anew
  * by node's ServerResponse, so nothing it sends escapes our headers; unparsable: 502. Feed it each read, then null; done(true): reusable. */
 export function relay(up: net.Socket, res: http.ServerResponse, bodiless: boolean, fix: (h: http.IncomingHttpHeaders) => http.OutgoingHttpHeaders, done: (reuse: boolean) => void) {
-  let buf: Buffer = Buffer.alloc(0), left = 0, pending = 0, head = true, chunked = false, trailer = false, over = false
-  const end = (ok: boolean, reuse = ok) => over || (over = true, done(reuse && !buf.length), ok ? res.end()
+  let buf: Buffer = Buffer.alloc(0), left = 0, pending = 0, head = true, chunked = false, trailer = false, over = false, told = false, reusable = false
+  const tell = () => told || pending || (told = true, done(reusable)) // once, and only when every write of the read buffer has been flushed
+  const end = (ok: boolean, reuse = ok) => over || (over = true, reusable = reuse && !buf.length, tell(), ok ? res.end()
     : res.headersSent ? res.destroy() : res.writeHead(502, fix({})).end('bad response from the Pernosco server\n'))
-  res.on('close', () => over || (over = true, done(false))) // the browser went away mid-response
+  res.on('close', () => over || (over = true, told = true, done(false))) // the browser went away mid-response
   return (d: Buffer | null): unknown => {
     if (d === null) return end(!head && left < 0, false) // a body without a length ends at the close; anything else was cut short
     buf = buf.length ? Buffer.concat([buf, d]) : d
     while (!over) {
       const n = left < 0 ? buf.length : Math.min(left, buf.length) // body bytes: of a length, of a chunk, or (-1) up to the close
-      if (n) { pending++; up.pause(); res.write(buf.subarray(0, n), () => --pending || up.resume()) } // the read buffer is reused
+      if (n) { pending++; up.pause(); res.write(buf.subarray(0, n), () => --pending || (over ? tell() : up.resume())) } // the read buffer is reused
       buf = buf.subarray(n); left -= left < 0 ? 0 : n
       if (left) return
       if (!head && !chunked) return end(true)
@@ -429,8 +430,7 @@ export async function startProxy(o: ProxyOpts) {
     if (req.headers['sec-fetch-dest'] === 'document') return res.writeHead(302, { ...UF, location: `${S}/` }).end() // top level: back into the frame
     upstream(s => {
       if (!s) return deny(res, 502, 'the Pernosco server is not answering')
-      readers.set(s, relay(s, res, req.method === 'HEAD', h => responseHeaders(h, U, UF), reuse => { readers.delete(s)
-        if (!reuse || !req.complete || s.destroyed) s.destroy(); else if (s.isPaused()) s.once('resume', () => idle.add(s)); else idle.add(s) })) // paused: still flushing
+      readers.set(s, relay(s, res, req.method === 'HEAD', h => responseHeaders(h, U, UF), reuse => { readers.delete(s); reuse && req.complete && !s.destroyed ? idle.add(s.resume()) : s.destroy() }))
       s.write(requestHead(req, k => !HOP.includes(k) && k !== 'cookie'))
       if (+req.headers['content-length']! > 0) req.pipe(s, { end: false })
     })
