@@ -119,7 +119,10 @@ export function checkDir(p: string, what: string): string {
   if (!path.isAbsolute(p)) fail(`${what}: ${JSON.stringify(p)} is relative; give an absolute path`)
   const real = attempt(() => fs.realpathSync(p)) ?? fail(`${what}: ${p} does not exist`)
   if (!fs.statSync(real).isDirectory()) fail(`${what}: ${real} is not a directory`)
-  if (MOUNT_UNSAFE.test(real)) fail(`${what}: ${JSON.stringify(real)} contains , " = : or a control char`)
+  if (MOUNT_UNSAFE.test(real)) {
+    fail(`${what}: ${JSON.stringify(real)} contains , " = : or a control character, which could alter mount `
+      + 'options; rename or move it')
+  }
   return real
 }
 export function checkInt(v: string | undefined, what: string, lo: number, hi: number): number | undefined {
@@ -303,7 +306,7 @@ async function resolveImage(r: Run, ref: string): Promise<Image> {
   if (!img && !r.dry && (await exec(r, [r.rt, 'pull', ref])).code) {
     fail(`pulling ${ref} failed: log in with \`${r.rt} login REGISTRY\` (credentials stay with ${r.rt})`)
   }
-  img ??= await inspectImage(r, ref)
+  if (!img && !r.dry) img = await inspectImage(r, ref)
   const all = [img?.Digest, ...img?.RepoDigests ?? [], img?.Id]
   const ids = all.map(d => `sha256:${String(d).split(':').at(-1)}`)
   if (pin && img && !ids.includes(pin)) fail(`image ${ref} is ${ids.at(-1)} here, not ${pin}: refused`)
@@ -392,7 +395,8 @@ type During = (name: string, c: Ctx) => Promise<() => void>
  * removes the container. The seccomp profile lives in a private 0700 directory of its own. */
 async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx) => string[],
   during?: During) {
-  if (!r.dry && !onPath(r.sys.env, r.rt)) fail(`${r.rt} is not on PATH: install it, or use --runtime`)
+  const missing = !r.dry && !onPath(r.sys.env, r.rt)
+  if (missing) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
   const img = await resolveImage(r, image)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
   const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
@@ -413,7 +417,10 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
     if (code || r.interrupted) return r.interrupted ? 130 : code
     const { out } = await exec(r, [r.rt, 'inspect', name], true)
     const bad = r.dry ? [] : verify(argv, c, attempt(() => JSON.parse(out)[0]) ?? {}, img)
-    if (bad.length) fail(`${name} is not what was asked for, so it was removed unstarted: ${bad.join('; ')}`)
+    if (bad.length) {
+      fail(`${name} is not what pernosco.mts asked for, so it was removed unstarted: ${bad.join('; ')}. `
+        + 'Check containers.conf or the daemon config')
+    }
     const started = exec(r, startArgv(r.rt, name))
     void started.finally(() => {
       r.ended = true
@@ -473,12 +480,13 @@ export function sanitize(r: Run, trace: string) {
     r.sys.err(chalk.yellow(`pernosco: the builder left ${f}`))
   }
 }
+const RR_URL = 'https://rr-project.org'
 export const LIBTHREAD_DB = ['/usr/lib64/libthread_db.so', '/usr/lib/x86_64-linux-gnu/libthread_db.so']
 export const SOURCES_FALLBACK = JSON.stringify([{ priority: -10, files: [{ url: '/sources/', at: '/' }] }])
 /** rr pack, then what the builder expects beside the trace: the host's libthread_db.so, sources.fallback. */
 async function packageBuild(r: Run, trace: string): Promise<number> {
   const pack = !r.o['skip-rr']
-  if (pack && !onPath(r.sys.env, 'rr')) fail('rr is not on PATH: install rr, or use --skip-rr')
+  if (pack && !onPath(r.sys.env, 'rr')) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
   const { code } = pack ? await exec(r, ['rr', 'pack', trace]) : { code: 0 }
   if (code) return code
   const lib = LIBTHREAD_DB.find(f => fs.existsSync(f))
@@ -639,14 +647,18 @@ export async function startProxy(o: ProxyOpts) {
     const out = http.request({ agent, method: req.method, path: req.url, headers })
     out.setTimeout(t.upstream, () => out.destroy())
     out.on('error', () => refuse(502, 'the Pernosco server is not answering'))
-    out.on('response', answer => refuse(502, 'the Pernosco server refused the WebSocket') && answer.destroy())
+    out.on('response', answer => {
+      answer.destroy()
+      refuse(502, 'the Pernosco server refused the WebSocket')
+    })
     out.on('upgrade', (answer, theirs: net.Socket, theirHead: Buffer) => {
       theirs.on('error', () => theirs.destroy()).setTimeout(0) // a debugging session may idle for hours
       const kept = KEEP_UPGRADE.filter(k => answer.headers[k]).map(k => [k, answer.headers[k]])
       sock.write(rawHead(101, { upgrade: 'websocket', connection: 'Upgrade', ...Object.fromEntries(kept) }))
       tunnels.add(theirs).add(sock)
-      theirs.on('close', () => sock.destroy() && tunnels.delete(theirs))
-      sock.on('close', () => theirs.destroy() && tunnels.delete(sock))
+      for (const [a, b] of [[theirs, sock], [sock, theirs]]) {
+        a.on('close', () => tunnels.delete(b.destroy()))
+      }
       theirs.unshift(theirHead)
       sock.unshift(head)
       theirs.pipe(sock).pipe(theirs)
@@ -676,12 +688,14 @@ async function record(r: Run): Promise<number> {
   const cmd = r.o['--'] ?? []
   if (!cmd.length) fail('record: give the command after --, e.g. `record -- ./my-test`')
   const par = fs.readFileSync(path.join(r.sys.proc, 'sys/kernel/perf_event_paranoid'), 'utf8').trim()
-  if (+par > 1) fail(`rr needs perf_event_paranoid <= 1, not ${par}: sysctl kernel.perf_event_paranoid=1`)
+  const fix = 'sudo sysctl kernel.perf_event_paranoid=1'
+  if (+par > 1) fail(`rr needs /proc/sys/kernel/perf_event_paranoid <= 1 (it is ${par}): ${fix}`)
   const out = r.o.output === undefined ? undefined : checkDir(r.o.output, '--output')
   const image = r.o.container
   const dir = image && (out ?? checkDir(rrDir(r), 'trace dir'))
   if (dir) return runContainer(r, 'record', image, c => recordContainerArgv(c, dir, image, cmd))
-  if (!r.dry && !onPath(r.sys.env, 'rr')) fail('rr is not on PATH: install rr, or use --container')
+  const rr = r.dry || onPath(r.sys.env, 'rr')
+  if (!rr) fail(`rr is not on PATH: install rr (${RR_URL}), or use --container`)
   return (await exec(r, recordArgv(out, cmd))).code
 }
 /** only-build and rr: a container of the builder image on the trace; then the trace is cleaned. */
@@ -721,7 +735,10 @@ async function serve(r: Run): Promise<number> {
     const token = crypto.randomBytes(32).toString('hex')
     const names = r.cfg.serve.hosts
     const started = bridge.ready.then(() => startProxy({ bridge, port, token, name, names }))
-    const proxy = await started.catch(e => Promise.reject(e ?? bridge.close()))
+    const proxy = await started.catch(e => {
+      bridge.close()
+      throw e
+    })
     void bridge.died.then(() => {
       died = !r.ended
       if (died) r.sys.err(chalk.red('pernosco: the bridge to the server exited; stopping the server'))
@@ -750,7 +767,10 @@ async function serverPid(r: Run, name: string): Promise<string> {
   }
   return ''
 }
-const answers = (bridge: Bridge) => new Promise<boolean>(ok => bridge.open((e, s) => ok(!e && !s?.destroy())))
+const answers = (bridge: Bridge) => new Promise<boolean>(ok => bridge.open((e, s) => {
+  s?.destroy()
+  ok(!e)
+}))
 /** Where podman (its helper_binaries_dir) and docker look for the init binary that `--init` runs. */
 const INIT = { docker: ['/usr/bin/docker-init', '/usr/libexec/docker/docker-init'],
   podman: ['/usr/libexec', '/usr/lib', '/usr/local/libexec', '/usr/local/lib']
@@ -762,7 +782,7 @@ async function check(r: Run): Promise<number> {
   const proc = (f: string) => attempt(() => fs.readFileSync(path.join(r.sys.proc, f), 'utf8').trim()) ?? ''
   const ver = async (argv: string[]) => onPath(r.sys.env, argv[0]) && (await r.sys.run(argv, true)).out.trim()
   const offline = { ...r, o: { ...r.o, pull: false } }
-  const image = (ref: string) => resolveImage(offline, ref).then(i => i.Id, () => '')
+  const image = (ref: string) => resolveImage(offline, ref).then(i => i.Id && `${ref} (${bare(i.Id)?.slice(0, 12)})`, () => '')
   const [major, minor] = process.versions.node.split('.').map(Number)
   const users = proc('sys/user/max_user_namespaces')
   const paranoid = proc('sys/kernel/perf_event_paranoid')
@@ -795,7 +815,10 @@ const BUILD_OPTS = { string: ['shards', 'compression-level', 'builder-rr-log'],
   boolean: ['check-trace', 'skip-gdb-add-index'] }
 const BUILD_USAGE = '[--shards N] [--compression-level 1..22] [--check-trace] [--skip-gdb-add-index] '
   + '[--builder-rr-log SPEC]'
-const onlyBuild = (r: Run) => onTrace(r, 'builder', (c, t) => builderArgv(c, t, buildOpts(r)))
+function onlyBuild(r: Run) {
+  const o = buildOpts(r) // checked before anything runs
+  return onTrace(r, 'builder', (c, t) => builderArgv(c, t, o))
+}
 export const COMMANDS: Record<string, Command> = {
   record: { usage: 'record [--output DIR] [--container IMAGE] -- CMD ARGS...   rr record, here or in IMAGE',
     string: ['output', 'container'], run: record },

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { ROOT } from './helpers.mts'
-import { BRIDGE, serverArgv, bridgeArgv, pidArgv, bomArgv, rrArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
+import { BRIDGE, serverArgv, bridgeArgv, pidArgv, rrArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
 
 const B = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
 const FULL = parseConfig(JSON.stringify({ runtime: 'docker', images: { builder: 'reg.example/b@sha256:' + 'a'.repeat(64), server: 'reg.example/s:2' },
@@ -123,9 +123,7 @@ test('the bridge: plain node in the server\'s network namespace only; rootless p
   assert.ok(!/listen|createServer|\.on\('data'|pipe/.test(BRIDGE), 'listens on nothing, never reads the data')
 })
 
-test('bom and rr: the same confinement; bom has no mount at all; rr mounts only the trace', () => {
-  assert.deepEqual(bomArgv(ctx('podman'), 'reg/s:1'), [...PODMAN_ROOTFUL, '--entrypoint', 'cat', 'reg/s:1', '/sbom.json'])
-  assert.deepEqual(bomArgv(ctx('docker'), 'reg/s:1'), [...DOCKER, '--entrypoint', 'cat', 'reg/s:1', '/sbom.json'])
+test('rr: the same confinement; it mounts only the trace', () => {
   for (const [rt, head, m] of [['podman', PODMAN_ROOTFUL, PM], ['docker', DOCKER, DM]] as const) {
     assert.deepEqual(rrArgv(ctx(rt), '/t', ['replay', '-a', '/trace'], 'all:debug'), [...head, '--mount', `type=bind,src=/t,dst=/trace${m}`, '--env', 'RR_LOG=all:debug',
       '--entrypoint', '/usr/local/bin/rr', B, 'replay', '-a', '/trace'])

@@ -7,7 +7,7 @@ import type { Bridge, Result, Sys } from '../pernosco.mts'
 
 /** A bridge that connects to a TCP port on loopback (stands in for the namespace bridge). */
 export const tcpBridge = (port: number): Bridge => ({
-  ready: Promise.resolve(), close: () => {},
+  ready: Promise.resolve(), died: new Promise(() => {}), close: () => {},
   open: cb => { const s = net.connect(port, '127.0.0.1'); s.once('connect', () => cb(null, s)).once('error', e => cb(e)) },
 })
 
@@ -40,7 +40,8 @@ export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv:
     if (argv[1] !== 'inspect' || argv.includes('--format')) return { code: 0, out: '' }
     return { code: 0, out: JSON.stringify([{
       Mounts: vals('--mount').map(m => { const o = Object.fromEntries(m.split(',').map(kv => kv.split('='))); return { Type: 'bind', Source: o.src, Destination: o.dst, RW: !('readonly' in o) } }),
-      HostConfig: { NetworkMode: vals('--network')[0], CapAdd: vals('--cap-add'), SecurityOpt: vals('--security-opt'), ReadonlyRootfs: created.includes('--read-only'), Privileged: false },
+      HostConfig: { NetworkMode: vals('--network')[0], CapAdd: vals('--cap-add'), SecurityOpt: vals('--security-opt'), ReadonlyRootfs: created.includes('--read-only'), Privileged: false,
+        PidMode: '', IpcMode: vals('--ipc')[0], UTSMode: '', UsernsMode: created.includes('--userns=keep-id') ? 'keep-id' : '', Devices: [] },
       Image: 'c'.repeat(64), Config: { User: vals('--user')[0] ?? `${opts.uid ?? 1000}:${opts.uid ?? 1000}`, Env: ['PATH=/usr/local/bin:/bin', ...vals('--env')] } }]) }
   }
   let sig: (() => void) | undefined
