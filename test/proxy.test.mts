@@ -6,11 +6,9 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
-import https from 'node:https'
-import fs from 'node:fs'
-import { fork, spawnSync } from 'node:child_process'
+import { fork } from 'node:child_process'
 import { startProxy, forcedHeaders, CSP, KEEP_HEADERS, PERMISSIONS, type Bridge } from '../pernosco.mts'
-import { tcpBridge, ROOT, tmpdir } from './helpers.mts'
+import { tcpBridge, ROOT } from './helpers.mts'
 
 const TOKEN = 'a'.repeat(64)
 let backend: http.Server, proxy: Awaited<ReturnType<typeof startProxy>>
@@ -35,7 +33,7 @@ before(async () => {
     sock.on('data', d => sock.write(`echo:${d}`))
   })
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
-  proxy = await startProxy({ bridge: tcpBridge((backend.address() as net.AddressInfo).port), host: '127.0.0.1', port: 0, token: TOKEN, names: ['pernosco.test'] })
+  proxy = await startProxy({ bridge: tcpBridge((backend.address() as net.AddressInfo).port), port: 0, token: TOKEN, name: 'pernosco-test.localhost', names: ['pernosco.test'] })
 })
 const upgraded: import("node:stream").Duplex[] = []
 after(() => { proxy.close(); backend.close(); backend.closeAllConnections(); for (const s of upgraded) s.destroy() })
@@ -45,7 +43,8 @@ function request(url: string, o: { method?: string; headers?: Record<string, str
   const u = new URL(url)
   const headers = { host: u.host, ...o.cookie === false ? {} : { cookie: `other=1; pernosco-${new URL(proxy.shell).port}=${TOKEN}` }, ...o.headers }
   return new Promise((ok, no) => {
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: o.method ?? 'GET', headers, agent: false }, res => {
+    // *.localhost is loopback in browsers (RFC 6761); node's resolver does not know that, so connect by address.
+    const req = http.request({ host: '127.0.0.1', port: u.port, path: u.pathname + u.search, method: o.method ?? 'GET', headers, agent: false }, res => {
       let body = ''
       res.setEncoding('latin1').on('data', d => { body += d }).on('end', () => ok({ status: res.statusCode!, headers: res.headers, body }))
     }).on('error', no)
@@ -70,7 +69,7 @@ test('token in the URL → HttpOnly SameSite=Strict cookie and a redirect to the
   assert.match(s.body, new RegExp(`<iframe src="${proxy.ui}/" sandbox="allow-scripts allow-same-origin allow-forms allow-downloads"></iframe>`))
   assert.equal(s.headers['content-security-policy'], `default-src 'none'; frame-src ${proxy.ui}; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`)
   assert.equal(s.headers['connection-allowlist'], `(response-origin "${proxy.ui}/*");webrtc=block`)
-  assert.match(proxy.url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=a{64}$/)
+  assert.match(proxy.url, /^http:\/\/pernosco-test\.localhost:\d+\/\?token=a{64}$/)
 })
 
 test('401 without a valid token or cookie, and the backend never sees the request', async () => {
@@ -91,7 +90,8 @@ test('401 without a valid token or cookie, and the backend never sees the reques
 test('Host must be the listen address or a configured name (DNS rebinding); Origin must match on non-GET', async () => {
   seen = []
   assert.equal((await ui('/', { headers: { host: 'evil.example:' + new URL(proxy.ui).port } })).status, 403)
-  assert.equal((await ui('/', { headers: { host: '127.0.0.1' } })).status, 403, 'port is part of Host')
+  assert.equal((await ui('/', { headers: { host: 'pernosco-test.localhost' } })).status, 403, 'port is part of Host')
+  assert.equal((await ui('/', { headers: { host: '127.0.0.1:' + new URL(proxy.ui).port } })).status, 403, 'not even the address: only our name')
   assert.equal((await ui('/', { headers: { host: new URL(proxy.shell).host } })).status, 403, 'shell host on the UI port')
   assert.equal((await request(proxy.shell + '/', { headers: { host: 'evil.example' } })).status, 403)
   assert.equal((await ui('/', { method: 'POST', body: 'x' })).status, 403, 'POST without Origin')
@@ -120,32 +120,34 @@ test('response headers: an allowlist passes, everything else is dropped, ours ar
     'x-dns-prefetch-control': 'on', 'referrer-policy': 'unsafe-url', 'cross-origin-embedder-policy': 'require-corp', 'speculation-rules': '"/x.json"',
     'permissions-policy': 'camera=*', 'connection-allowlist': '(*)', 'x-frame-options': 'ALLOWALL', 'timing-allow-origin': '*',
   }
-  const kept: Record<string, string> = { 'content-type': 'text/html', 'content-encoding': 'identity', 'content-range': 'bytes 0-11/12', 'accept-ranges': 'bytes',
-    etag: '"1"', 'last-modified': 'Tue, 01 Jan 2030 00:00:00 GMT', 'cache-control': 'max-age=1', expires: 'Tue, 01 Jan 2030 00:00:00 GMT', vary: 'accept' }
+  const kept: Record<string, string> = { 'content-type': 'text/html', 'content-encoding': 'identity', 'content-range': 'bytes 0-11/12', 'accept-ranges': 'bytes', vary: 'accept' }
+  // Nothing the server sends may outlive the session in the browser: caching and its validators are dropped, no-store forced.
+  Object.assign(hostile, { etag: '"1"', 'last-modified': 'Tue, 01 Jan 2030 00:00:00 GMT', 'cache-control': 'max-age=31536000, immutable', expires: 'Tue, 01 Jan 2030 00:00:00 GMT' })
   const r = await ui(q(200, { ...hostile, ...kept }))
   assert.equal(r.body, 'backend body')
   assertForced(r, '200')
   for (const [k, v] of Object.entries(kept)) assert.equal(r.headers[k], v, k)
   for (const k of Object.keys(hostile)) if (!(k in forcedHeaders(''))) assert.equal(r.headers[k], undefined, k)
+  assert.equal(r.headers['cache-control'], 'no-store')
   assert.ok(KEEP_HEADERS.every(k => k in kept || ['content-length', 'date'].includes(k)))
   assert.match(PERMISSIONS, /camera=\(\)/)
   assert.ok(!CSP.join(';').match(/report-uri|report-to|\*/), 'no reporting, no wildcard')
 })
 
 test('forced headers on every status, redirects keep only a same-origin Location', async () => {
-  for (const [status, h, loc] of [[200, {}, undefined], [204, {}, undefined], [206, {}, undefined], [301, { location: '/a?b#c' }, '/a?b#c'],
-    [302, { location: 'http://evil.example/x' }, undefined], [303, { location: '//evil.example/x' }, undefined], [307, { location: 'PROXY/same' }, '/same'],
+  for (const [status, h, loc] of [[200, {}, undefined], [204, {}, undefined], [206, {}, undefined], [301, { location: '/a?b#c' }, 'PROXY/a?b#c'],
+    [302, { location: 'http://evil.example/x' }, undefined], [303, { location: '//evil.example/x' }, undefined], [307, { location: 'PROXY/same' }, 'PROXY/same'],
     [304, { etag: '"1"' }, undefined], [400, {}, undefined], [404, {}, undefined], [500, {}, undefined], [503, {}, undefined]] as const) {
     const r = await ui(q(status, 'location' in h ? { location: h.location.replace('PROXY', proxy.ui) } : h))
     assert.equal(r.status, status)
     assertForced(r, String(status))
-    assert.equal(r.headers.location, loc, `${status} location`)
+    assert.equal(r.headers.location, loc?.replace('PROXY', proxy.ui), `${status} location`)
   }
   for (const r of [await ui('/', { cookie: false }), await ui('/', { headers: { host: 'x' } })]) assertForced(r, 'refusal')
 })
 
 test('502 with forced headers when the server does not answer', async () => {
-  const dead = await startProxy({ bridge: tcpBridge(1), host: '127.0.0.1', port: 0, token: TOKEN, names: [] })
+  const dead = await startProxy({ bridge: tcpBridge(1), port: 0, token: TOKEN, name: 'pernosco-test.localhost', names: [] })
   const r = await request(dead.ui + '/', { headers: { cookie: `pernosco-${new URL(dead.shell).port}=${TOKEN}` } })
   assert.equal(r.status, 502)
   assert.equal(r.headers['x-content-type-options'], 'nosniff')
@@ -172,14 +174,14 @@ test('a 1 GiB body streams through a proxy process whose memory stays bounded', 
   const small = await stream(1 << 28), big = await stream(1 << 30)
   child.kill()
   console.log(`# proxy RSS growth: ${small.toFixed(1)} MiB for 256 MiB, ${big.toFixed(1)} MiB for 1 GiB`)
-  // Upstream reads land in one reused buffer per socket; with node's fresh buffer per read it was 30-40 MiB (README, Performance).
-  assert.ok(small < 16 && big < 16, `proxy RSS grew ${small} MiB for 256 MiB, ${big} MiB for 1 GiB: the target is 16`)
+  // node's HTTP client allocates a buffer per read; young-generation GC runs every ~32 MiB (README, Performance).
+  assert.ok(small < 64 && big < 64, `proxy RSS grew ${small} MiB for 256 MiB, ${big} MiB for 1 GiB: the bound is 64`)
 })
 
 test('WebSocket upgrades pass after the same checks', async () => {
   const port = +new URL(proxy.ui).port, port2 = new URL(proxy.shell).port
   const handshake = (headers: string) => new Promise<string>(ok => {
-    const s = net.connect(port, '127.0.0.1', () => s.write(`GET /ws HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n${headers}\r\n`))
+    const s = net.connect(port, '127.0.0.1', () => s.write(`GET /ws HTTP/1.1\r\nhost: ${new URL(proxy.ui).host}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n${headers}\r\n`))
     let got = ''
     s.on('data', d => { got += d; if (got.includes('\r\n\r\n') && !got.includes('echo') && got.startsWith('HTTP/1.1 101')) s.write('ping'); if (got.includes('echo:ping') || !got.startsWith('HTTP/1.1 101')) s.destroy() })
     s.on('close', () => ok(got))
@@ -194,22 +196,6 @@ test('WebSocket upgrades pass after the same checks', async () => {
 
 test('a busy port is a clear error', async () => {
   const b: Bridge = tcpBridge(1)
-  await assert.rejects(startProxy({ bridge: b, host: '127.0.0.1', port: +new URL(proxy.shell).port, token: TOKEN, names: [] }), /cannot listen on 127\.0\.0\.1:\d+: listen EADDRINUSE/)
+  await assert.rejects(startProxy({ bridge: b, port: +new URL(proxy.shell).port, token: TOKEN, name: 'x.localhost', names: [] }), /cannot listen on 127\.0\.0\.1:\d+: listen EADDRINUSE/)
 })
 
-test('with TLS: HTTPS on both ports, a __Host- Secure cookie', async () => {
-  const dir = tmpdir(), key = path.join(dir, 'k.pem'), cert = path.join(dir, 'c.pem')
-  const o = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'])
-  assert.equal(o.status, 0, String(o.stderr))
-  const p = await startProxy({ bridge: tcpBridge((backend.address() as net.AddressInfo).port), host: '127.0.0.1', port: 0, token: TOKEN, names: [],
-    tls: { cert: fs.readFileSync(cert), key: fs.readFileSync(key) } })
-  const get = (u: string, cookie?: string) => new Promise<http.IncomingMessage & { body: string }>((ok, no) => https.get(u, { rejectUnauthorized: false, agent: false,
-    headers: cookie ? { cookie } : {} }, r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(Object.assign(r, { body: b }))) }).on('error', no))
-  assert.match(p.url, /^https:\/\/127\.0\.0\.1:\d+\/\?token=a{64}$/)
-  const r = await get(p.url)
-  const c = r.headers['set-cookie']![0]
-  assert.equal(c, `__Host-pernosco-${new URL(p.shell).port}=${TOKEN}; HttpOnly; SameSite=Strict; Path=/; Secure`)
-  const u = await get(p.ui + '/', c.split(';')[0])
-  assert.deepEqual([u.statusCode, u.body], [200, 'backend body'])
-  p.close()
-})
