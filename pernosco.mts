@@ -643,6 +643,10 @@ export async function startProxy(o: ProxyOpts) {
       'content-type': 'text/plain', 'content-length': why.length + 1, connection: 'close' }) + why + '\n')
     const refused = refusal(req)
     if (refused) return refuse(refused[0], refused[1])
+    if (sock.destroyed) return // reset before node gave it to us: its 'close' has been and gone
+    // A browser sends nothing before the 101; reading shows when it leaves (node's sockets are half-open).
+    const early = () => sock.destroy()
+    sock.on('data', early).on('end', () => sock.destroy())
     const headers = { ...requestHeaders(req), connection: 'Upgrade', upgrade: 'websocket' }
     const out = http.request({ agent, method: req.method, path: req.url, headers })
     out.setTimeout(t.upstream, () => out.destroy())
@@ -653,6 +657,8 @@ export async function startProxy(o: ProxyOpts) {
     })
     out.on('upgrade', (answer, theirs: net.Socket, theirHead: Buffer) => {
       theirs.on('error', () => theirs.destroy()).setTimeout(0) // a debugging session may idle for hours
+      if (sock.destroyed) return theirs.destroy() // the browser left while the server answered
+      sock.off('data', early)
       const kept = KEEP_UPGRADE.filter(k => answer.headers[k]).map(k => [k, answer.headers[k]])
       sock.write(rawHead(101, { upgrade: 'websocket', connection: 'Upgrade', ...Object.fromEntries(kept) }))
       tunnels.add(theirs).add(sock)
