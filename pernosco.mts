@@ -788,7 +788,8 @@ async function check(r: Run): Promise<number> {
   const proc = (f: string) => attempt(() => fs.readFileSync(path.join(r.sys.proc, f), 'utf8').trim()) ?? ''
   const ver = async (argv: string[]) => onPath(r.sys.env, argv[0]) && (await r.sys.run(argv, true)).out.trim()
   const offline = { ...r, o: { ...r.o, pull: false } }
-  const image = (ref: string) => resolveImage(offline, ref).then(i => i.Id && `${ref} (${bare(i.Id)?.slice(0, 12)})`, () => '')
+  const named = (ref: string, i: Image) => i.Id && `${ref} (${bare(i.Id)?.slice(0, 12)})`
+  const image = (ref: string) => resolveImage(offline, ref).then(i => named(ref, i), () => '')
   const [major, minor] = process.versions.node.split('.').map(Number)
   const users = proc('sys/user/max_user_namespaces')
   const paranoid = proc('sys/kernel/perf_event_paranoid')

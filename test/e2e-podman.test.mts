@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
-import { ROOT, tmpdir, traceDir } from './helpers.mts'
+import { ROOT, tmpdir, traceDir, getServed } from './helpers.mts'
 import http from 'node:http'
 import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog } from './podman-env.mts'
 
@@ -97,9 +97,9 @@ test('serve with real podman: proxy answers, storage persists across serves, SIG
     p.stdout!.on('data', d => { out += d })
     for (let i = 0; i < 300 && !out.includes('ready'); i++) await new Promise(r => setTimeout(r, 100))
     const url = /open (\S+)/.exec(out)![1]
-    const cookie = await new Promise<string>(ok => http.get(url, { agent: false }, r => { r.resume(); ok(r.headers['set-cookie']![0].split(';')[0]) }))
-    const ui = await new Promise<string>(ok => http.get(url.replace(/\/\?token=.*/, '/'), { agent: false, headers: { cookie } }, r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(b)) }))
-    assert.match(ui, /<iframe src="http:\/\/127\.0\.0\.1:\d+\/" sandbox=/)
+    const cookie = (await getServed(url)).headers['set-cookie']![0].split(';')[0]
+    const ui = (await getServed(url.replace(/\/\?token=.*/, '/'), { cookie })).body
+    assert.match(ui, /<iframe src="http:\/\/pernosco-[0-9a-f]{10}\.localhost:\d+\/" sandbox=/)
     assert.equal(pernoscoContainers().length, 1)
     assert.ok(bridges().length > 0, 'bridge running')
     p.kill('SIGTERM')
@@ -123,25 +123,20 @@ test('a containers.conf that injects a mount and a variable: refused before star
   assert.deepEqual(pernoscoContainers(), [])
 })
 
-test('images: save → remove → load → the ID checked; loading twice is harmless', { skip, timeout: 120_000 }, () => {
-  const b = 'localhost/pernosco-test-save-b:1', s = 'localhost/pernosco-test-save-s:1', d = tmpdir(), c = path.join(tmpdir(), 'c.json')
-  importImage(b, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') }); importImage(s, { 'usr/local/bin/app_server': path.join(ROOT, 'test/fixtures/app_server') })
-  const ids = [b, s].map(i => podman('image', 'inspect', '--format', '{{.Id}}', i).trim())
-  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: b, server: s } }))
-  const w = (...a: string[]) => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, ...a], { env: podmanEnv(), encoding: 'utf8' })
-  assert.equal(w('save', d).status, 0)
-  assert.deepEqual(fs.readdirSync(d).sort(), [`app_server.${ids[1].slice(0, 12)}.tar`, `db_builder.${ids[0].slice(0, 12)}.tar`])
-  podman('rmi', b, s)
-  assert.equal(w('check', '--no-pull').status, 1, 'images missing now')
-  for (const round of [1, 2]) {
-    const p = w('load', d)
-    assert.equal(p.status, 0, `load ${round}: ${p.stderr}`)
-    assert.deepEqual([b, s].map(i => podman('image', 'inspect', '--format', '{{.Id}}', i).trim()), ids)
-  }
-  const chk = w('check')
-  assert.equal(chk.status, 0, chk.stdout)
-  assert.match(chk.stdout, /ok +podman +podman version \d/)
-  assert.match(chk.stdout, new RegExp(`ok +db_builder image +${b} \\(${ids[0].slice(0, 12)}\\)`))
+test('air-gapped recipe (README): podman save, rmi, podman load; the pinned reference then passes the check before the run', { skip, timeout: 120_000 }, () => {
+  const name = 'localhost/pernosco-test-save-b', d = tmpdir(), c = path.join(tmpdir(), 'c.json'), t = traceDir()
+  importImage(`${name}:1`, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
+  const digest = podman('image', 'inspect', '--format', '{{.Digest}}', `${name}:1`).trim()
+  podman('save', '-o', path.join(d, 'db_builder.tar'), `${name}:1`)
+  podman('rmi', `${name}:1`)
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: `${name}:1@${digest}`, server: BUILDER_IMAGE } }))
+  const w = () => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, 'only-build', t, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
+  assert.match(w().stderr, /is not here and --no-pull was given/)
+  podman('load', '-i', path.join(d, 'db_builder.tar'))
+  const p = w()
+  assert.equal(p.status, 0, p.stderr)
+  assert.equal(fs.readFileSync(path.join(t, 'built.txt'), 'utf8'), 'built\n')
+  assert.deepEqual(pernoscoContainers(), [])
 })
 
 test('a pinned image: runs when it is the pinned one; a re-tagged image under the pinned reference is refused before any container starts', { skip, timeout: 120_000 }, () => {
@@ -161,17 +156,44 @@ test('a pinned image: runs when it is the pinned one; a re-tagged image under th
   assert.deepEqual(pernoscoContainers(), [])
 })
 
-test('bom: the SBOM of each image, from a confined container', { skip, timeout: 60_000 }, () => {
-  const img = 'localhost/pernosco-test-sbom:1', d = tmpdir(), c = path.join(tmpdir(), 'c.json')
+test('SBOM recipe (README): podman create + podman cp reads /sbom.json without running any of the image', { skip, timeout: 60_000 }, () => {
+  const img = 'localhost/pernosco-test-sbom:1', d = tmpdir()
   importImage(img, { 'sbom.json': path.join(ROOT, 'test/fixtures/sbom.json') })
-  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: img, server: BUILDER_IMAGE } }))
-  const w = (...a: string[]) => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, ...a], { env: podmanEnv(), encoding: 'utf8' })
-  const p = w('bom', d)
-  assert.equal(p.status, 2, 'the second image has no /sbom.json')
-  assert.match(p.stderr, /pernosco-test-builder:1 has no CycloneDX \/sbom\.json \(cat exited 1\)/)
-  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(d, 'db_builder.json'), 'utf8')), JSON.parse(fs.readFileSync(path.join(ROOT, 'test/fixtures/sbom.json'), 'utf8')))
-  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: img, server: img } }))
-  assert.equal(w('bom', d).status, 0)
-  assert.ok(fs.existsSync(path.join(d, 'app_server.json')))
+  const id = podman('create', '--network', 'none', img, '/nonexistent').trim()
+  podman('cp', `${id}:/sbom.json`, path.join(d, 'db_builder.json'))
+  podman('rm', id)
+  assert.equal(JSON.parse(fs.readFileSync(path.join(d, 'db_builder.json'), 'utf8')).bomFormat, 'CycloneDX')
+})
+
+const stopped = async (p: ReturnType<typeof spawn>) => new Promise<number | null>(res => p.on('exit', c => res(c)))
+async function serving(extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  importServerImage()
+  const c = path.join(tmpdir(), 'c.json')
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE } }))
+  const p = spawn(WRAPPER[0], [...WRAPPER.slice(1, -1), ...extra, WRAPPER.at(-1)!, '--config', c, 'serve', traceDir()], { env: { ...podmanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = stopped(p)
+  let out = ''
+  let err = ''
+  p.stdout!.on('data', d => { out += d })
+  p.stderr!.on('data', d => { err += d })
+  for (let i = 0; i < 300 && !out.includes('ready'); i++) await new Promise(r => setTimeout(r, 100))
+  return { p, exited, out: () => out, err: () => err }
+}
+
+test('serve: if the bridge dies, serve says so, removes the container and exits 1', { skip, timeout: 90_000 }, async () => {
+  const s = await serving()
+  assert.match(s.out(), /ready/)
+  assert.equal(pernoscoContainers().length, 1)
+  for (const pid of bridges()) process.kill(+pid, 'SIGKILL')
+  assert.equal(await s.exited, 1)
+  assert.match(s.err(), /the bridge to the server exited; stopping the server/)
+  assert.deepEqual(pernoscoContainers(), [])
+})
+
+test('serve: the last line of defence: an uncaught error still removes the container (exit 70)', { skip, timeout: 90_000 }, async () => {
+  const s = await serving(['--import', path.join(ROOT, 'test/fixtures/throw-when-ready.mjs')])
+  assert.match(s.out(), /ready/)
+  assert.equal(await s.exited, 70)
+  assert.match(s.err(), /pernosco: internal error; its containers were removed: Error: injected by throw-when-ready/)
   assert.deepEqual(pernoscoContainers(), [])
 })

@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import net from 'node:net'
+import http from 'node:http'
 import type { Bridge, Result, Sys } from '../pernosco.mts'
 
 /** A bridge that connects to a TCP port on loopback (stands in for the namespace bridge). */
@@ -61,4 +62,12 @@ export function traceDir(): string {
   const t = path.join(tmpdir(), 'trace')
   fs.mkdirSync(t); fs.writeFileSync(path.join(t, 'version'), '85\n')
   return t
+}
+
+/** GET a URL that `serve` printed: *.localhost is loopback in browsers (RFC 6761) but not to node's resolver,
+ * so connect to 127.0.0.1 and send the printed name as Host. */
+export function getServed(url: string, headers: Record<string, string> = {}): Promise<http.IncomingMessage & { body: string }> {
+  const u = new URL(url)
+  return new Promise((ok, no) => http.get({ host: '127.0.0.1', port: u.port, path: u.pathname + u.search, agent: false, headers: { host: u.host, ...headers } },
+    r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(Object.assign(r, { body: b }))) }).on('error', no))
 }

@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { ROOT } from '../helpers.mts'
+import { ROOT, getServed } from '../helpers.mts'
 
 const sh = (cmd: string, ...args: string[]) => {
   const p = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 })
@@ -153,8 +153,8 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control') {
     step(`serve said: ${out.slice(0, 300)}`)
     const url = /open (http\S+)/.exec(out)?.[1]
     if (url) {
-      const cookie = await within(new Promise<string>(ok => http.get(url, { agent: false }, res => { res.resume(); ok(String(res.headers['set-cookie']?.[0]).split(';')[0]) })), 10_000, '')
-      const status = await within(new Promise<number>(ok => http.get(url.replace(/\/\?token=.*/, '/'), { agent: false, headers: { cookie } }, res => { res.resume(); ok(res.statusCode!) })), 10_000, 0)
+      const cookie = await within(getServed(url).then(res => String(res.headers['set-cookie']?.[0]).split(';')[0]), 10_000, '')
+      const status = await within(getServed(url.replace(/\/\?token=.*/, '/'), { cookie }).then(res => res.statusCode!), 10_000, 0)
       row('UI through the proxy', 'serve', `HTTP ${status}`)
     } else row('UI through the proxy', 'serve', `NOT READY: ${out}`)
     for (let i = 0; i < 300 && !fs.readFileSync(path.join(storage, 'probes.txt'), { encoding: 'utf8', flag: 'a+' }).includes('probes done'); i++) await sleep(100)
