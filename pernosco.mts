@@ -449,8 +449,11 @@ function entry(dir: string, name: string): fs.Stats | undefined {
 function writeNew(dir: string, name: string, data: string | Buffer, mode = 0o644) {
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants
   const fd = fs.openSync(path.join(dir, name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
-  fs.writeFileSync(fd, data)
-  fs.closeSync(fd)
+  try {
+    fs.writeFileSync(fd, data)
+  } finally {
+    fs.closeSync(fd)
+  }
 }
 /** Why an entry must go, or '' when it may stay. */
 function unsafeEntry(trace: string, p: string, st: fs.Stats, uid: number): string {
@@ -467,10 +470,11 @@ function cleanTree(trace: string, dir: string, uid: number): string[] {
     const st = fs.lstatSync(p)
     const rel = path.relative(trace, p)
     const why = unsafeEntry(trace, p, st, uid)
-    if (why) fs.rmSync(p, { recursive: true, force: true })
-    if (why) return [`${rel}: ${why}, removed`]
-    const setid = !st.isSymbolicLink() && (st.mode & 0o6000) !== 0
-    if (setid) fs.chmodSync(p, st.mode & 0o1777) // not a symlink, as lstat showed
+    const setid = !why && !st.isSymbolicLink() && (st.mode & 0o6000) !== 0
+    // Files a nested user namespace left under another uid may resist removal: say so, go on.
+    const removed = why && attempt(() => fs.rmSync(p, { recursive: true, force: true }) ?? 'removed')
+    if (why) return [`${rel}: ${why}, ${removed ?? 'could NOT remove it'}`]
+    if (setid) fs.chmodSync(p, st.mode & 0o1777) // ours, not a symlink, as lstat showed
     const below = st.isDirectory() ? cleanTree(trace, p, uid) : []
     return setid ? [`${rel}: setuid/setgid bit, cleared`, ...below] : below
   })
@@ -746,7 +750,7 @@ async function serve(r: Run): Promise<number> {
       throw e
     })
     void bridge.died.then(() => {
-      died = !r.ended
+      died = !r.ended && !r.interrupted
       if (died) r.sys.err(chalk.red('pernosco: the bridge to the server exited; stopping the server'))
       if (died) void r.sys.run(rmArgv(r.rt, cname), true)
     })
