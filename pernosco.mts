@@ -354,7 +354,8 @@ function securityOpts(i: Inspect, c: Ctx) {
   const ok = opts.includes('no-new-privileges') && opts.some(o => o === `seccomp=${c.seccomp}` || inline(o))
   return unless(ok, opts.join(' ').slice(0, 200))
 }
-const userns = (a: Asked) => (a.c.rt === 'podman' && a.c.rootless ? 'keep-id' : '')
+/** Rootless podman 4.3 reports our --userns=keep-id as `private`; rootful runs use no user namespace. */
+const userns = (a: Asked) => (a.c.rt === 'podman' && a.c.rootless ? ['keep-id', 'private'] : [''])
 export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
   ['mounts', 'only ours, read-only where asked: no injected volume',
     (i, a) => unless(gotMounts(i) === askedMounts(a), gotMounts(i))],
@@ -375,7 +376,7 @@ export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
   ['UTS namespace', 'its own: the host name stays hidden',
     i => unless(['', 'private'].includes(i.HostConfig?.UTSMode ?? ''), i.HostConfig?.UTSMode)],
   ['user namespace', 'keep-id for rootless podman, the runtime default otherwise',
-    (i, a) => unless((i.HostConfig?.UsernsMode ?? '') === userns(a), i.HostConfig?.UsernsMode)],
+    (i, a) => unless(userns(a).includes(i.HostConfig?.UsernsMode ?? ''), i.HostConfig?.UsernsMode)],
   ['devices', 'none: no host device node inside',
     i => unless(!i.HostConfig?.Devices?.length, JSON.stringify(i.HostConfig?.Devices))],
   ['image', 'the one whose identity was checked',

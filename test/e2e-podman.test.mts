@@ -55,7 +55,7 @@ test('a missing image is a clear error from the runtime, and nothing is left', {
   fs.writeFileSync(c2, JSON.stringify({ images: { builder: 'localhost/no-such-image:1' } }))
   const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), 'only-build', traceDir(), '--config', c2, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
   assert.notEqual(p.status, 0)
-  assert.match(p.stderr, /image localhost\/no-such-image:1 is not here and --no-pull was given: `pull` it, or `load` a saved copy/)
+  assert.match(p.stderr, /image localhost\/no-such-image:1 is not here and --no-pull was given: pull or load it/)
   assert.deepEqual(pernoscoContainers(), [])
 })
 
@@ -126,10 +126,11 @@ test('a containers.conf that injects a mount and a variable: refused before star
 test('air-gapped recipe (README): podman save, rmi, podman load; the pinned reference then passes the check before the run', { skip, timeout: 120_000 }, () => {
   const name = 'localhost/pernosco-test-save-b', d = tmpdir(), c = path.join(tmpdir(), 'c.json'), t = traceDir()
   importImage(`${name}:1`, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
-  const digest = podman('image', 'inspect', '--format', '{{.Digest}}', `${name}:1`).trim()
+  // podman load may give the image another digest, never another ID: pin the ID (README says so).
+  const id = podman('image', 'inspect', '--format', '{{.Id}}', `${name}:1`).trim()
   podman('save', '-o', path.join(d, 'db_builder.tar'), `${name}:1`)
   podman('rmi', `${name}:1`)
-  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: `${name}:1@${digest}`, server: BUILDER_IMAGE } }))
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: `${name}:1@sha256:${id}`, server: BUILDER_IMAGE } }))
   const w = () => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, 'only-build', t, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
   assert.match(w().stderr, /is not here and --no-pull was given/)
   podman('load', '-i', path.join(d, 'db_builder.tar'))
