@@ -1,13 +1,16 @@
 // Load generator for bench/run.mts: node bench/client.mts MODE URL [COOKIE]; prints one JSON line.
 // MODE: wait (until it answers), latency (sequential small GETs on one keep-alive connection), rps (16 keep-alive connections
-// for 3 s), bulk (one GET of 256 MiB, or N bytes given as the 4th argument). Bounded in count and time.
+// for 3 s), bulk (one GET of 256 MiB, or N bytes given as the 4th argument), page (a browser-like page load: 6 keep-alive
+// connections, one 4 MiB script and 200 small requests; the wall time of the whole). Bounded in count and time.
+// It always connects to 127.0.0.1 and sends the URL's host as Host (`serve` prints a *.localhost name, which browsers
+// resolve to loopback but node's resolver does not).
 import http from 'node:http'
 
 const [mode, url, cookie = '', bytes = String(256 << 20)] = process.argv.slice(2)
 const u = new URL(url), headers = { host: u.host, ...cookie ? { cookie } : {} }
 const get = (agent: http.Agent, path: string) => new Promise<number>((ok, no) => {
   const t = process.hrtime.bigint()
-  http.get({ host: u.hostname, port: u.port, path, agent, headers }, res => {
+  http.get({ host: '127.0.0.1', port: u.port, path, agent, headers }, res => {
     let n = 0
     res.on('data', d => { n += d.length }).on('end', () => res.statusCode === 200 ? ok(Number(process.hrtime.bigint() - t) / 1e6 + 0 * n) : no(new Error(`HTTP ${res.statusCode}`)))
   }).on('error', no)
@@ -26,6 +29,15 @@ if (mode === 'wait') { // until the server answers: at most 10 s
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 }), xs: number[] = [], end = Date.now() + 3000
   await Promise.all(Array.from({ length: 16 }, async () => { while (Date.now() < end) xs.push(await get(agent, '/')) }))
   console.log(JSON.stringify({ rps: xs.length / 3, p50: pct(xs, 0.5), p99: pct(xs, 0.99) })); agent.destroy()
+} else if (mode === 'page') {
+  const xs: number[] = []
+  for (let round = 0; round < 6; round++) { // the first is a warm-up
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 6 }), t = process.hrtime.bigint()
+    await Promise.all([get(agent, `/big?n=${4 << 20}`), ...Array.from({ length: 200 }, (_, i) => get(agent, `/small-${i}`))])
+    if (round) xs.push(Number(process.hrtime.bigint() - t) / 1e6)
+    agent.destroy()
+  }
+  console.log(JSON.stringify({ ms: pct(xs, 0.5) }))
 } else {
   const agent = new http.Agent({ keepAlive: false }), ms = await get(agent, `/big?n=${bytes}`)
   console.log(JSON.stringify({ mbps: +bytes / 2 ** 20 / (ms / 1000) }))

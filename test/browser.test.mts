@@ -36,3 +36,14 @@ test('hostile page: every channel to another origin is closed through the proxy,
   assert.equal(r.serveExit, 130)
   assert.deepEqual(pernoscoContainers(), [])
 })
+
+test('a hostile 101 cannot set a cookie: through the proxy the jar holds only our session cookie; directly it is planted', { skip: !fs.existsSync('/usr/bin/chromium') && !process.env.CI && 'needs chromium', timeout: 60_000 }, () => {
+  const p = spawnSync('unshare', ['--net', '--', process.execPath, '--import', 'tsx', path.join(ROOT, 'test/fixtures/browser-101.mts')], { encoding: 'utf8', timeout: 50_000 })
+  assert.equal(p.status, 0, p.stderr)
+  const r = JSON.parse(p.stdout.trim().split('\n').at(-1)!)
+  console.log(`# cookies after a WebSocket whose 101 sets one: direct ${JSON.stringify(r.direct)}, through the proxy ${JSON.stringify(r.proxied)}`)
+  assert.deepEqual(r.opened, { direct: 'open', proxied: 'open' }, 'the WebSocket opens both ways')
+  assert.deepEqual(r.direct, ['planted'], 'control: the server\'s 101 plants its cookie')
+  assert.equal(r.proxied.length, 1, 'one cookie through the proxy')
+  assert.match(r.proxied[0], /^pernosco-\d+$/, 'and it is our session cookie')
+})
