@@ -756,7 +756,7 @@ async function serve(r: Run): Promise<number> {
       if (died) void r.sys.run(rmArgv(r.rt, cname), true)
     })
     for (let i = 0; i < 3000 && !r.ended && !await answers(bridge); i++) await sleep(10)
-    const [a, b] = [port || 8080, port + 1 || 8081]
+    const [a, b] = port ? [port, port + 1] : [8080, 8081]
     const ssh = `ssh -L ${a}:127.0.0.1:${a} -L ${b}:127.0.0.1:${b} THIS-HOST, and serve --tunnel ${a}`
     if (!r.ended) r.sys.out(`Pernosco is ready: open ${proxy.url}\n(from another machine: ${ssh})`)
     return () => {

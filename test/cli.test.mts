@@ -285,6 +285,7 @@ test('serve: container, bridge, proxy; the printed URL works; Ctrl-C stops all o
 test('serve: when the container dies, serve exits with its code', async () => {
   const { f, done, backend, stopContainer } = await serving(['--runtime', 'docker'], 0)
   assert.match(f.out[0], /^Pernosco is ready/)
+  assert.match(f.out[0], /ssh -L 8080:127\.0\.0\.1:8080 -L 8081:127\.0\.0\.1:8081 THIS-HOST, and serve --tunnel 8080\)$/, 'free ports: the recipe names fixed ones')
   assert.deepEqual(f.calls[5].slice(0, 5), ['BRIDGE', 'nsenter', '--target', '4242', '--net'], 'root: plain nsenter')
   stopContainer()
   assert.equal(await done, 137)

@@ -1,29 +1,73 @@
-// The main job end to end on locally built stand-in images: record → build, printing each
-// wrapper command as it runs (-x). Real rr cannot record on these VMs, so rr is a stand-in.
+// The main job end to end on locally built stand-in images: record → build → serve, printing each
+// wrapper command as it runs (-x). Real rr cannot record on these VMs, so rr is a stand-in; the stand-in
+// app server serves test/fixtures/www, a hostile page that tries to reach another origin.
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawnSync } from 'node:child_process'
-import { ROOT, tmpdir } from './helpers.mts'
-import { BUILDER_IMAGE, podmanEnv, importImage } from './podman-env.mts'
+import { spawn, spawnSync } from 'node:child_process'
+import { ROOT, tmpdir, getServed } from './helpers.mts'
+import { BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers } from './podman-env.mts'
 
-const step = (title: string, args: string[], pre: string[] = []) => {
+const wrapper = (args: string[]) => [process.execPath, '--import', 'tsx', path.join(ROOT, 'pernosco.mts'), '-x', ...args]
+const step = (title: string, args: string[], proves: string, pre: string[] = []) => {
   console.log(`\n== ${title}: pernosco.mts ${args.join(' ')}`)
-  const p = spawnSync(pre[0] ?? process.execPath, [...pre.slice(1), ...(pre.length ? [process.execPath] : []), '--import', 'tsx', path.join(ROOT, 'pernosco.mts'), '-x', ...args],
-    { env: podmanEnv(), stdio: 'inherit' })
+  const argv = [...pre, ...wrapper(args)]
+  const p = spawnSync(argv[0], argv.slice(1), { env: podmanEnv(), stdio: 'inherit' })
   if (p.status !== 0) { console.error(`demo: ${title} failed (exit ${p.status})`); process.exit(1) }
+  console.log(`-- proved: ${proves}`)
 }
 importImage(BUILDER_IMAGE, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
+importServerImage()
 const dir = tmpdir('pernosco-demo-'), cfg = path.join(dir, 'pernosco.json'), traces = path.join(dir, 'rr')
 fs.mkdirSync(traces)
-fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: BUILDER_IMAGE } }, null, 2))
+fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: SERVER_IMAGE } }, null, 2))
 // rr needs perf_event_paranoid <= 1; as root, show it 1 in a private mount namespace only.
-const flag = path.join(dir, 'paranoid'); fs.writeFileSync(flag, '1\n')
+const flag = path.join(dir, 'paranoid')
+fs.writeFileSync(flag, '1\n')
 const paranoid = +fs.readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8') > 1 && process.getuid!() === 0
   ? ['unshare', '--mount', '--', 'sh', '-c', 'mount --bind "$0" /proc/sys/kernel/perf_event_paranoid && exec "$@"', flag] : []
-step('record', ['--config', cfg, 'record', '--output', traces, '--', '/bin/echo', 'recorded a failing test'], paranoid)
+step('record', ['--config', cfg, 'record', '--output', traces, '--', '/bin/echo', 'recorded a failing test'],
+  'the recording command is an argv array, run with no shell', paranoid)
 const trace = fs.realpathSync(path.join(traces, 'latest-trace'))
-step('build (dry run)', ['--config', cfg, 'build', trace, '--dry-run'])
-step('build', ['--config', cfg, 'build', trace, '--shards', '2'])
-console.log(`\n== the trace now holds:`)
-for (const f of fs.readdirSync(trace).sort()) console.log(`   ${f}`)
-console.log(`\n== the builder saw:\n${fs.readFileSync(path.join(trace, 'builder.txt'), 'utf8')}`)
+step('build (dry run)', ['--config', cfg, 'build', trace, '--dry-run'], 'every command is printed, pasteable, and nothing runs')
+step('build', ['--config', cfg, 'build', trace, '--shards', '2'],
+  'the builder ran with no network, no capabilities, seccomp on, as you, seeing only the trace (below)')
+console.log(`\n== the trace now holds: ${fs.readdirSync(trace).sort().join(' ')}`)
+console.log(`== the builder saw:\n${fs.readFileSync(path.join(trace, 'builder.txt'), 'utf8')}`)
+
+console.log(`\n== serve: pernosco.mts serve ${trace}`)
+const argv = wrapper(['--config', cfg, 'serve', trace])
+const w = spawn(argv[0], argv.slice(1), { env: podmanEnv(), stdio: ['ignore', 'pipe', 'inherit'] })
+const exited = new Promise<number | null>(ok => w.on('exit', ok))
+let out = ''
+w.stdout!.on('data', d => { out += d; process.stdout.write(d) })
+for (let i = 0; i < 300 && !out.includes('ready'); i++) await new Promise(r => setTimeout(r, 100))
+const url = /open (\S+)/.exec(out)?.[1]
+if (!url) { w.kill('SIGINT'); await exited; console.error('demo: serve did not become ready'); process.exit(1) }
+const shell = await getServed(url)
+const cookie = String(shell.headers['set-cookie']?.[0]).split(';')[0]
+const ui = /<iframe src="([^"]+)"/.exec((await getServed(url.replace(/\?token=.*/, ''), { cookie })).body)![1]
+const page = await getServed(ui, { cookie })
+console.log(`\n== fetched the UI through the proxy: HTTP ${page.statusCode}, ${page.body.length} bytes; the headers it forced:`)
+for (const k of ['content-security-policy', 'connection-allowlist', 'cache-control', 'referrer-policy', 'x-content-type-options',
+  'cross-origin-opener-policy', 'cross-origin-resource-policy', 'x-dns-prefetch-control', 'permissions-policy']) console.log(`   ${k}: ${page.headers[k]}`)
+console.log('-- proved: the server has no network; the browser reaches it only through the proxy, which forces a same-origin policy')
+if (fs.existsSync('/usr/bin/chromium')) {
+  const { chromium } = await import('playwright-core')
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu',
+    '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] })
+  const tab = await browser.newPage()
+  await tab.goto(url).catch(() => {})
+  await new Promise(r => setTimeout(r, 400)) // before the hostile page tries to navigate its frame away (at 2 s)
+  const png = path.join(process.env.TMPDIR ?? '/tmp', 'pernosco-demo.png')
+  await tab.screenshot({ path: png })
+  await browser.close()
+  console.log(`== screenshot of the served page (Chromium; the stand-in page is the hostile one): ${png}`)
+}
+if (process.stdin.isTTY && process.stdout.isTTY) {
+  console.log(`\nStill serving: open ${url} in a browser on this machine. Ctrl-C stops it.`)
+  process.on('SIGINT', () => w.kill('SIGINT'))
+} else {
+  console.log('\n(no terminal attached: stopping serve)')
+  w.kill('SIGINT')
+}
+console.log(`serve exited with ${await exited} (130 after Ctrl-C); containers left: ${pernoscoContainers().length}`)
