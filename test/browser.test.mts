@@ -47,3 +47,24 @@ test('a hostile 101 cannot set a cookie: through the proxy the jar holds only ou
   assert.equal(r.proxied.length, 1, 'one cookie through the proxy')
   assert.match(r.proxied[0], /^pernosco-\d+$/, 'and it is our session cookie')
 })
+
+test('the hostile page in Firefox ESR (WebDriver BiDi): every channel but WebRTC closed through the proxy; the control leaks on each', { skip: !(ready && fs.existsSync('/usr/bin/firefox-esr')) && !process.env.CI && 'needs root, podman and firefox-esr (CI installs them)', timeout: 180_000 }, () => {
+  importServerImage()
+  const cfg = path.join(tmpdir(), 'pernosco.json')
+  fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE } }))
+  const p = spawnSync('unshare', ['--net', '--', process.execPath, '--import', 'tsx', path.join(ROOT, 'test/fixtures/firefox-run.mts'), traceDir(), cfg],
+    { env: podmanEnv(), encoding: 'utf8', timeout: 170_000 })
+  assert.equal(p.status, 0, p.stderr)
+  const r = JSON.parse(p.stdout.trim().split('\n').at(-1)!)
+  const channels = ['tcp-connect', '/fetch', '/xhr', '/img', '/script', '/style', '/font', '/iframe', '/form', '/websocket', '/eventsource', '/beacon',
+    '/prefetch', '/window-open', '/location', '/meta-refresh', 'udp (stun)']
+  console.log('# Firefox ESR: channel   direct   via serve')
+  for (const c of channels) console.log(`# ${c.padEnd(16)} ${(r.direct.hits.includes(c) ? 'LEAK' : '-').padEnd(8)} ${r.proxied.hits.includes(c) ? 'LEAK' : 'blocked'}`)
+  assert.equal(r.direct.seen, 'data: ok', 'the page works directly')
+  assert.equal(r.proxied.seen, 'data: ok', 'the page works through the proxy')
+  for (const c of channels) assert.ok(r.direct.hits.includes(c), `control: ${c} reaches the canary without the proxy`)
+  // Firefox implements neither CSP `webrtc` nor Connection-Allowlist: STUN leaves through serve (SECURITY.md, open channels).
+  assert.deepEqual(r.proxied.hits, ['udp (stun)'], 'through the proxy only WebRTC reaches the canary in Firefox')
+  assert.equal(r.serveExit, 130)
+  assert.deepEqual(pernoscoContainers(), [])
+})
