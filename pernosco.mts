@@ -117,7 +117,7 @@ const MOUNT_UNSAFE = /[,"=:\x00-\x1f\x7f]/
 /** An existing directory, resolved with realpath, with no character that could alter mount options. */
 export function checkDir(p: string, what: string): string {
   if (!path.isAbsolute(p)) fail(`${what}: ${JSON.stringify(p)} is relative; give an absolute path`)
-  const real = attempt(() => fs.realpathSync(p)) ?? fail(`${what}: ${p} does not exist`)
+  const real = attempt(() => fs.realpathSync.native(p)) ?? fail(`${what}: ${p} does not exist`)
   if (!fs.statSync(real).isDirectory()) fail(`${what}: ${real} is not a directory`)
   if (MOUNT_UNSAFE.test(real)) {
     fail(`${what}: ${JSON.stringify(real)} contains , " = : or a control character, which could alter mount `
@@ -241,7 +241,9 @@ function startBridge(argv: readonly string[]): Bridge {
   child.on('error', () => child.kill()) // a spawn or IPC error must not crash serve: `died` ends it
   child.on('message', (m: { id?: number; error?: string }, s?: net.Socket) => {
     s?.on('error', () => s.destroy()) // node's HTTP client, its owner, adds a listener of its own
-    waiting.get(m.id ?? 0)?.(m.error ? new Error(m.error) : null, s)
+    // A server that closes at once leaves no socket to pass: that is an error too, never (null, undefined).
+    const e = m.error ?? (s ? undefined : 'the server closed the connection')
+    waiting.get(m.id ?? 0)?.(e === undefined ? null : new Error(e), s)
     waiting.delete(m.id ?? 0)
   })
   void died.then(() => waiting.forEach(cb => cb(new Error('the bridge exited'))))
@@ -267,8 +269,9 @@ export const realSys = (): Sys => ({
   out: l => process.stdout.write(l + '\n'),
   err: l => process.stderr.write(l + '\n'),
   onSignal: f => {
-    process.on('SIGINT', f).on('SIGTERM', f)
-    return () => process.off('SIGINT', f).off('SIGTERM', f)
+    // SIGHUP too: a closed terminal or ssh session must not leave the container running.
+    process.on('SIGINT', f).on('SIGTERM', f).on('SIGHUP', f)
+    return () => process.off('SIGINT', f).off('SIGTERM', f).off('SIGHUP', f)
   },
 })
 /** Shell-quote for display, so --dry-run and -x print pasteable commands. */
@@ -460,27 +463,45 @@ function writeNew(dir: string, name: string, data: string | Buffer, mode = 0o644
 function unsafeEntry(trace: string, p: string, st: fs.Stats, uid: number): string {
   if (st.uid !== uid) return `owned by uid ${st.uid}`
   if (!st.isSymbolicLink()) return st.isFile() || st.isDirectory() ? '' : 'a device, FIFO or socket'
-  const target = path.resolve(path.dirname(p), fs.readlinkSync(p))
-  return path.relative(trace, target).startsWith('..') ? 'a symlink out of the trace' : ''
+  // Resolved by the kernel (realpath(3)) through the links in the tree: a chain `d -> .`, `up -> d/..`
+  // escapes a text check, and node's own JS realpathSync, which resolves `d/..` to the trace itself.
+  const target = attempt(() => fs.realpathSync.native(p))
+  return target && !path.relative(trace, target).startsWith('..') ? '' : 'a symlink out of the trace'
+}
+/** Mode bits the builder may not leave: setuid, setgid, and group or world write (another local user could
+ * swap an entry between our checks and our writes). */
+function modeFixes(mode: number): string[] {
+  const fixes: string[] = []
+  if (mode & 0o6000) fixes.push('setuid/setgid bit')
+  if (mode & 0o022) fixes.push('group/world write')
+  return fixes
 }
 /** Remove or neutralise what could make a later host-side read hang or a write land elsewhere. Acting
  * after lstat is race-free: the builder has exited, and nothing untrusted writes into the trace any more. */
 function cleanTree(trace: string, dir: string, uid: number): string[] {
-  return fs.readdirSync(dir).flatMap(name => {
+  const names = attempt(() => fs.readdirSync(dir))
+  if (!names) return [`${path.relative(trace, dir)}: could NOT read it`]
+  return names.flatMap(name => {
     const p = path.join(dir, name)
     const st = fs.lstatSync(p)
     const rel = path.relative(trace, p)
     const why = unsafeEntry(trace, p, st, uid)
-    const setid = !why && !st.isSymbolicLink() && (st.mode & 0o6000) !== 0
     // Files a nested user namespace left under another uid may resist removal: say so, go on.
     const removed = why && attempt(() => fs.rmSync(p, { recursive: true, force: true }) ?? 'removed')
     if (why) return [`${rel}: ${why}, ${removed ?? 'could NOT remove it'}`]
-    if (setid) fs.chmodSync(p, st.mode & 0o1777) // ours, not a symlink, as lstat showed
+    if (st.isSymbolicLink()) return []
+    // Ours, not a symlink, as lstat showed. A directory made unreadable (mode 000) is opened up for us.
+    const mode = (st.mode & 0o7777 & ~0o6022) | (st.isDirectory() ? 0o700 : 0)
+    if (mode !== (st.mode & 0o7777)) fs.chmodSync(p, mode)
+    const fixes = modeFixes(st.mode)
     const below = st.isDirectory() ? cleanTree(trace, p, uid) : []
-    return setid ? [`${rel}: setuid/setgid bit, cleared`, ...below] : below
+    return fixes.length ? [`${rel}: ${fixes.join(' and ')}, cleared`, ...below] : below
   })
 }
 export function sanitize(r: Run, trace: string) {
+  const root = fs.statSync(trace).mode & 0o7777
+  if (root & 0o022) fs.chmodSync(trace, root & ~0o022) // the builder can chmod its mount point
+  if (root & 0o022) r.sys.err(chalk.yellow('pernosco: the builder left the trace others-writable, cleared'))
   for (const f of cleanTree(trace, trace, r.sys.uid)) {
     r.sys.err(chalk.yellow(`pernosco: the builder left ${f}`))
   }
@@ -580,7 +601,8 @@ export async function startProxy(o: ProxyOpts) {
   // Upstream: node's own HTTP client (llhttp parses every byte the server sends), on keep-alive sockets
   // that the bridge opens in the server's network namespace; at most 16, further requests wait here.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: t.pooled })
-  agent.createConnection = (_, cb) => void o.bridge.open((e, s) => cb?.(e, s!))
+  agent.createConnection = (_, cb) => void o.bridge.open((e, s) => cb?.(s ? e : noSocket(e), s!))
+  const noSocket = (e: Error | null) => e ?? new Error('no socket')
   const tunnels = new Set<Duplex>()
   const hostOk = (req: http.IncomingMessage, port: number) =>
     [o.name, ...o.names].some(n => req.headers.host === `${n}:${port}`)
@@ -628,6 +650,8 @@ export async function startProxy(o: ProxyOpts) {
     out.setTimeout(t.upstream, () => out.destroy(new Error('timeout')))
     out.on('error', e => deny(res, e.message === 'timeout' ? 504 : 502, 'the Pernosco server did not answer'))
     out.on('response', answer => relay(answer, res))
+    // A close with neither an answer nor an error (a 101 to a plain request): answer, never hang.
+    out.on('close', () => res.headersSent || deny(res, 502, 'bad response from the Pernosco server'))
     res.on('close', () => res.writableFinished || out.destroy()) // the browser left: free the upstream socket
     pipeline(req, out, () => {})
   }

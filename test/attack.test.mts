@@ -19,6 +19,7 @@ const SCRIPT: Record<string, string> = {
   '/ws-cookie': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n'
     + 'Set-Cookie: session=stolen; Path=/\r\nContent-Security-Policy: default-src *\r\n\r\n',
   '/ws-refused': 'HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Length: 2\r\n\r\nno',
+  '/101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
   '/huge-head': 'HTTP/1.1 200 OK\r\n' + 'X-Pad: '.padEnd(130_000, 'p') + '\r\nContent-Length: 0\r\n\r\n',
 }
 let backend: net.Server
@@ -178,4 +179,26 @@ test('finding 10: the bridge child exits: open() reports it, nothing throws, `di
   const e = await new Promise<Error | null>(ok => b.open(err => ok(err)))
   assert.match(String(e), /the bridge exited/)
   b.close()
+})
+
+test('review: a server that closes at once leaves the bridge no socket to pass: a 502, never a crash', async () => {
+  const empty: Bridge = { ...tcpBridge(1), open: cb => cb(null, undefined) }
+  const p = await startProxy({ bridge: empty, port: 0, token: TOKEN, name: NAME, names: [] })
+  const ui = +new URL(p.ui).port
+  for (let i = 0; i < 20; i++) {
+    const r = await raw(ui, `GET / HTTP/1.1\r\nhost: ${NAME}:${ui}\r\ncookie: pernosco-${new URL(p.shell).port}=${TOKEN}\r\nconnection: close\r\n\r\n`)
+    assert.match(r, /^HTTP\/1\.1 502 /)
+  }
+  p.close()
+  const b = realSys().bridge([process.execPath, '-e', 'process.on("message", ({ id }) => process.send({ id })); process.send("ready")'])
+  await b.ready
+  assert.match(String(await new Promise(ok => b.open(e => ok(e)))), /the server closed the connection/)
+  b.close()
+})
+
+test('review: a 101 to a plain request is a 502 at once, not a hang until the timeout', async () => {
+  const t0 = Date.now()
+  assert.equal((await uiGet('/101')).status, 502)
+  assert.ok(Date.now() - t0 < 2000)
+  await alive()
 })

@@ -344,18 +344,29 @@ test('the trace after the builder: links out, devices/FIFOs/sockets, other owner
   const sock = net.createServer().listen(path.join(t, 'sock'))
   await new Promise(r => sock.once('listening', r))
   fs.writeFileSync(path.join(t, 'theirs'), ''); fs.chownSync(path.join(t, 'theirs'), 4242, 4242)
+  // A chain of links that each look local, but resolve out of the trace (the review's bypass).
+  fs.symlinkSync('.', path.join(t, 'd')); fs.symlinkSync('d/..', path.join(t, 'up1')); fs.symlinkSync('up1/..', path.join(t, 'up2'))
+  fs.symlinkSync('up2/etc/passwd', path.join(t, 'chain'))
+  fs.writeFileSync(path.join(t, 'ww'), '', { mode: 0o666 }); fs.chmodSync(path.join(t, 'ww'), 0o666)
+  fs.mkdirSync(path.join(t, 'locked')); assert.equal(spawnSync('mkfifo', [path.join(t, 'locked/fifo2')]).status, 0); fs.chmodSync(path.join(t, 'locked'), 0)
+  fs.chmodSync(t, 0o777)
   const f = fakeSys({ uid: 0 })
   assert.equal(await main(['only-build', t, '--runtime', 'podman'], f.sys), 0)
   sock.close()
   const left = (p: string) => fs.lstatSync(path.join(t, p), { throwIfNoEntry: false })
-  for (const gone of ['sub/escape', 'passwd', 'sub/up', 'fifo', 'sub/null', 'sock', 'theirs']) assert.equal(left(gone), undefined, gone)
+  for (const gone of ['sub/escape', 'passwd', 'sub/up', 'fifo', 'sub/null', 'sock', 'theirs', 'chain', 'up2', 'locked/fifo2']) assert.equal(left(gone), undefined, gone)
+  assert.equal(left('ww')!.mode & 0o7777, 0o644)
+  assert.equal(left('locked')!.mode & 0o7777, 0o700, 'opened up again so the walk goes on')
+  assert.equal(fs.statSync(t).mode & 0o777, 0o755, 'the trace root is no longer writable to others')
   assert.equal(left('sub/suid')!.mode & 0o7777, 0o755)
   assert.equal(left('sgid')!.mode & 0o7777, 0o644)
   assert.equal(left('setgid-dir')!.mode & 0o7777, 0o755)
   assert.ok(left('sub/ok-link')!.isSymbolicLink() && left('version')!.isFile())
-  assert.deepEqual(f.err.map(l => l.replace('pernosco: the builder left ', '')).sort(), ['fifo: a device, FIFO or socket, removed', 'passwd: a symlink out of the trace, removed',
+  assert.deepEqual(f.err.map(l => l.replace('pernosco: the builder left ', '')).sort(), ['chain: a symlink out of the trace, removed',
+    'fifo: a device, FIFO or socket, removed', 'locked/fifo2: a device, FIFO or socket, removed', 'passwd: a symlink out of the trace, removed',
     'setgid-dir: setuid/setgid bit, cleared', 'sgid: setuid/setgid bit, cleared', 'sock: a device, FIFO or socket, removed', 'sub/escape: a symlink out of the trace, removed',
-    'sub/null: a device, FIFO or socket, removed', 'sub/suid: setuid/setgid bit, cleared', 'sub/up: a symlink out of the trace, removed', 'theirs: owned by uid 4242, removed'])
+    'sub/null: a device, FIFO or socket, removed', 'sub/suid: setuid/setgid bit, cleared', 'sub/up: a symlink out of the trace, removed', 'the trace others-writable, cleared', 'theirs: owned by uid 4242, removed',
+    'up1: a symlink out of the trace, removed', 'up2: a symlink out of the trace, removed', 'ww: group/world write, cleared'])
 })
 
 const BI = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
