@@ -55,7 +55,8 @@ type Rule = readonly [why: string, flags: (c: Ctx) => string[]]
 const tmpfsOwner = (rt: Runtime) => (rt === 'podman' ? ',U' : '')
 export const POLICY: readonly Rule[] = Object.freeze<Rule[]>([
   ['A fresh name per run: cleanup after Ctrl-C removes exactly this container.', c => ['--name', c.name]],
-  ['Removed on exit, even if this wrapper is killed; we also `rm -f` it ourselves.', () => ['--rm']],
+  ['Removed when it exits. We also `rm -f` it on our exit, a signal or an internal error (kill -9 aside).',
+    () => ['--rm']],
   ['No network at all: only loopback; no DNS resolver, gateway or host service.',
     () => ['--network', 'none']],
   ['No capabilities. config.capAdd (default empty) adds back what it names: WEAKENS.',
