@@ -602,10 +602,10 @@ export async function startProxy(o: ProxyOpts) {
   // Upstream: node's own HTTP client (llhttp parses every byte the server sends), on keep-alive sockets
   // that the bridge opens in the server's network namespace; at most 16, further requests wait here.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: t.pooled })
-  // No Nagle delay on them (node sets none on sockets it did not create): small requests go out at once.
-  agent.createConnection = (_, cb) => void o.bridge.open((e, s) => cb?.(s ? e : noSocket(e), fast(s)!))
   const noSocket = (e: Error | null) => e ?? new Error('no socket')
+  // No Nagle delay on them (node sets none on sockets it did not create): small requests go out at once.
   const fast = (s?: net.Socket) => s?.setNoDelay()
+  agent.createConnection = (_, cb) => void o.bridge.open((e, s) => cb?.(s ? e : noSocket(e), fast(s)!))
   const tunnels = new Set<Duplex>()
   const hostOk = (req: http.IncomingMessage, port: number) =>
     [o.name, ...o.names].some(n => req.headers.host === `${n}:${port}`)
