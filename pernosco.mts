@@ -184,6 +184,8 @@ export function serverArgv(c: Ctx, trace: string, storage: string | undefined, s
     ...(storage ? bindMount(c.rt, storage, '/pernosco/storage') : []),
     ...sources.flatMap(([from, to]) => bindMount(c.rt, to, `/sources${from}`, true))]
   const env = envFlags({ RUST_BACKTRACE: 'full', PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS: '0' })
+  // --host 0.0.0.0 is every address of its own network namespace, which has only loopback (--network none);
+  // --empty-umask: as the reference wrapper passes it (the builder omits it: its files keep your umask).
   const args = ['--empty-umask', '--standalone', '--host', '0.0.0.0',
     ...(storage ? ['--app-storage', '/pernosco/storage'] : []),
     ...(sources.length ? ['--serve-sources', '/sources'] : [])]
@@ -306,11 +308,12 @@ async function resolveImage(r: Run, ref: string): Promise<Image> {
   let img = await inspectImage(r, ref)
   // After `podman load`, a pinned reference may match only the image ID.
   if (!img && pin && !r.dry) img = await inspectImage(r, pin)
-  if (!img && !r.dry && !r.o.pull) fail(`image ${ref} is not here and --no-pull was given: pull or load it`)
-  if (!img && !r.dry && (await exec(r, [r.rt, 'pull', ref])).code) {
-    fail(`pulling ${ref} failed: log in with \`${r.rt} login REGISTRY\` (credentials stay with ${r.rt})`)
-  }
-  if (!img && !r.dry) img = await inspectImage(r, ref)
+  const missing = !img && !r.dry
+  if (missing && !r.o.pull) fail(`image ${ref} is not here and --no-pull was given: pull or load it`)
+  const pulled = missing ? await exec(r, [r.rt, 'pull', ref]) : undefined
+  const login = `log in with \`${r.rt} login REGISTRY\` (credentials stay with ${r.rt})`
+  if (pulled?.code) fail(`pulling ${ref} failed: ${login}`)
+  if (pulled) img = await inspectImage(r, ref)
   const all = [img?.Digest, ...img?.RepoDigests ?? [], img?.Id]
   const ids = all.map(d => `sha256:${String(d).split(':').at(-1)}`)
   if (pin && img && !ids.includes(pin)) fail(`image ${ref} is ${ids.at(-1)} here, not ${pin}: refused`)
@@ -560,8 +563,8 @@ export const KEEP_HEADERS = ['content-type', 'content-length', 'content-encoding
 export function responseHeaders(h: http.IncomingHttpHeaders, origin: string, forced: object) {
   const out: http.OutgoingHttpHeaders = { ...forced }
   for (const k of KEEP_HEADERS) if (h[k] !== undefined) out[k] = h[k]
-  const to = attempt(() => new URL(h.location!, origin))
-  if (h.location && to?.origin === origin) out.location = to.href
+  const to = h.location === undefined ? undefined : attempt(() => new URL(h.location!, origin))
+  if (to?.origin === origin) out.location = to.href
   return out
 }
 /** Hop-by-hop request headers are the proxy's business; our cookie never reaches the server. */
@@ -735,8 +738,10 @@ async function record(r: Run): Promise<number> {
   if (+par > 1) fail(`rr needs /proc/sys/kernel/perf_event_paranoid <= 1 (it is ${par}): ${fix}`)
   const out = r.o.output === undefined ? undefined : checkDir(r.o.output, '--output')
   const image = r.o.container
-  const dir = image && (out ?? checkDir(rrDir(r), 'trace dir'))
-  if (dir) return runContainer(r, 'record', image, c => recordContainerArgv(c, dir, image, cmd))
+  if (image) {
+    const dir = out ?? checkDir(rrDir(r), 'trace dir')
+    return runContainer(r, 'record', image, c => recordContainerArgv(c, dir, image, cmd))
+  }
   const rr = r.dry || onPath(r.sys.env, 'rr')
   if (!rr) fail(`rr is not on PATH: install rr (${RR_URL}), or use --container`)
   return (await exec(r, recordArgv(out, cmd))).code
