@@ -71,3 +71,16 @@ export function getServed(url: string, headers: Record<string, string> = {}): Pr
   return new Promise((ok, no) => http.get({ host: '127.0.0.1', port: u.port, path: u.pathname + u.search, agent: false, headers: { host: u.host, ...headers } },
     r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(Object.assign(r, { body: b }))) }).on('error', no))
 }
+
+/** The hostile stand-in page (test/fixtures/www) from a plain server on 127.0.0.1:port, as the reference
+ * wrapper would serve it: the control run of the browser tests. */
+export async function serveWwwPlainly(port: number): Promise<http.Server> {
+  const www = path.join(ROOT, 'test/fixtures/www')
+  const plain = http.createServer((req, res) => {
+    const f = path.join(www, path.basename(new URL(req.url!, 'http://x').pathname) || 'index.html')
+    if (!fs.existsSync(f)) return res.writeHead(404).end()
+    res.writeHead(200, { 'content-type': f.endsWith('.html') ? 'text/html' : 'text/plain' }).end(fs.readFileSync(f))
+  })
+  await new Promise<void>(ok => plain.listen(port, '127.0.0.1', ok))
+  return plain
+}
