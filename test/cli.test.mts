@@ -246,6 +246,15 @@ test('serve --dry-run prints create, start, inspect, the bridge and rm; runs non
   assert.deepEqual(f.out.slice(3), [`docker inspect ${name}`, `docker start --attach ${name}`, `docker inspect --format '{{.State.Pid}}' ${name}`,
     quote(['nsenter', '--target', 'PID', '--net', process.execPath, '-e', BRIDGE]), `docker rm --force ${name}`])
   assert.match(f.out[2], new RegExp(`--mount type=bind,src=${t},dst=/pernosco/database,bind-nonrecursive=true,readonly --mount type=bind,src=${st},dst=/pernosco/storage,bind-nonrecursive=true `))
+  // podman: the PID comes from the --pidfile in the run's private directory, so no inspect for it
+  const g = fakeSys()
+  assert.equal(await main(['serve', t, '--dry-run', '--runtime', 'podman'], g.sys), 0)
+  const pname = g.out.find(l => l.startsWith('podman create'))!.match(/--name (pernosco-server-[0-9a-f]{12}) /)![1]
+  const dir = /^# seccomp profile written to (\/\S+)\/seccomp\.json$/.exec(g.out[1])![1]
+  assert.match(g.out[2], new RegExp(` --pidfile ${dir}/pid --mount type=bind,src=${t},dst=/pernosco/database`))
+  assert.deepEqual(g.out.slice(3), [`podman inspect ${pname}`, `podman start --attach ${pname}`,
+    quote(['podman', 'unshare', 'nsenter', '--target', 'PID', '--net', process.execPath, '-e', BRIDGE]), `podman rm --force --time 0 ${pname}`])
+  assert.deepEqual(g.calls, [])
 })
 
 /** A fake host whose container "runs" until removed, with a local backend behind the bridge. */
@@ -254,8 +263,12 @@ async function serving(args: string[], uid = 1000) {
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
   let stopContainer = () => {}
   const running = new Promise<Result>(ok => { stopContainer = () => ok({ code: 137, out: '' }) })
+  // podman's runtime writes the PID to the create's --pidfile as the container starts; docker's comes from inspect.
+  let pidfile = ''
+  const create = (a: readonly string[]) => { pidfile = a.includes('--pidfile') ? a[a.indexOf('--pidfile') + 1] : ''; return undefined }
+  const start = () => { if (pidfile) fs.writeFileSync(pidfile, '4242\n'); return running }
   const f = fakeSys({ uid, bridge: () => tcpBridge((backend.address() as net.AddressInfo).port),
-    answer: a => a[1] === 'start' ? running : a.includes('{{.State.Pid}}') ? { code: 0, out: '4242\n' } : (a[1] === 'rm' && stopContainer(), undefined) })
+    answer: a => a[1] === 'create' ? create(a) : a[1] === 'start' ? start() : a.includes('{{.State.Pid}}') ? { code: 0, out: '4242\n' } : (a[1] === 'rm' && stopContainer(), undefined) })
   const done = main(['serve', traceDir(), ...args], f.sys)
   for (let i = 0; i < 100 && !f.out.length; i++) await new Promise(r => setTimeout(r, 20))
   return { f, done, backend, stopContainer }
@@ -274,10 +287,10 @@ test('serve: container, bridge, proxy; the printed URL works; Ctrl-C stops all o
   assert.equal((await get(18791, '/', { cookie, host: '127.0.0.1:18791' })).statusCode, 403, 'only the name of this serve')
   assert.equal(body, "200 default-src 'self' hello from the server")
   assert.deepEqual(f.calls.map(c => c[0] === 'BRIDGE' ? c.slice(0, 6) : c.slice(0, 2)),
-    [['podman', 'image'], ['podman', 'create'], ['podman', 'inspect'], ['podman', 'start'], ['podman', 'inspect'], ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242']])
+    [['podman', 'image'], ['podman', 'create'], ['podman', 'inspect'], ['podman', 'start'], ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242']])
   f.fire()
   assert.equal(await done, 130)
-  assert.deepEqual(f.calls.slice(6).map(c => c.slice(0, 2)), [['podman', 'rm'], ['podman', 'rm']])
+  assert.deepEqual(f.calls.slice(5).map(c => c.slice(0, 2)), [['podman', 'rm'], ['podman', 'rm']])
   await assert.rejects(new Promise((ok, no) => net.connect(18790, '127.0.0.1', () => ok(1)).on('error', no)), /ECONNREFUSED/, 'proxy closed')
   backend.close()
 })
