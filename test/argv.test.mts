@@ -139,3 +139,18 @@ test('schema.json is a valid draft-07 JSON Schema (the meta-schema check pernosc
   assert.equal(ajv.validateSchema(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema.json'), 'utf8'))), true, JSON.stringify(ajv.errors))
   assert.equal(ajv.validateSchema({ type: 'no-such-type' }), false) // control: the check can fail
 })
+
+// README's "For auditors" walks the file with line anchors: each must land where its part starts.
+test('README auditor anchors: each lands on its banner, comment or definition, and says the same line', async () => {
+  const fs = await import('node:fs')
+  const src = fs.readFileSync(path.join(ROOT, 'pernosco.mts'), 'utf8').split('\n')
+  const links = [...fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').matchAll(/^- \[(.*)\]\(pernosco\.mts#L(\d+)\) \(line (\d+)\)$/gm)]
+  assert.ok(links.length >= 12, 'the anchor list is there')
+  for (const [, text, at, said] of links) {
+    assert.equal(at, said, text)
+    const line = src[+at - 1], name = /`(\w+)`/.exec(text)?.[1]
+    const starts = line.startsWith('// ---- ') || (+at === 2 && line.startsWith('// pernosco.mts')) ||
+      (name !== undefined && new RegExp(`^(// ${name}\\b|(export )?(async )?(const|function|class|interface|type) ${name}\\b)`).test(line))
+    assert.ok(starts, `${text}: line ${at} is ${JSON.stringify(line)}`)
+  }
+})
