@@ -192,8 +192,8 @@ export function serverArgv(c: Ctx, trace: string, storage: string | undefined, s
   const args = ['--empty-umask', '--standalone', '--host', '0.0.0.0',
     ...(storage ? ['--app-storage', '/pernosco/storage'] : []),
     ...(sources.length ? ['--serve-sources', '/sources'] : [])]
-  // podman's runtime writes the server's PID there (runc: a rename, so never half a number) as it starts;
-  // polling `inspect` instead (~0.1 s a call) cost ~0.12 s of every start. docker has no such flag.
+  // podman's runtime writes the server's PID there as it starts (see serverPid); polling `inspect` instead
+  // (~0.1 s a call) cost ~0.1 s of every start. docker has no such flag.
   const pid = c.rt === 'podman' ? ['--pidfile', c.pidfile] : []
   return [c.rt, 'create', ...confinement(c), ...pid, ...mounts, ...env, c.cfg.images.server, ...args]
 }
@@ -812,15 +812,25 @@ async function serve(r: Run): Promise<number> {
   const code = await runContainer(r, 'server', r.cfg.images.server, argv, during)
   return died ? 1 : code
 }
-/** The server's PID on the host once it runs, for the bridge to enter its network namespace: from the
- * pidfile in our private directory (podman), or `inspect` (docker). At most 2 minutes. */
+/** The server's PID on the host once it runs, for the bridge to enter its network namespace: docker's from
+ * `inspect`; podman's from the pidfile its runtime writes in our private directory. runc renames it into
+ * place, crun writes it in place: a number counts only when two reads 10 ms apart agree. Never a process
+ * in our own network namespace, where the bridge would reach the host's port 3000. Polls for 2 minutes. */
 async function serverPid(r: Run, c: Ctx): Promise<string> {
+  if (r.dry && c.rt === 'podman') r.sys.out(`# PID: the number podman writes to ${c.pidfile}`)
+  const netns = (pid: string) => attempt(() => fs.readlinkSync(path.join(r.sys.proc, pid, 'ns/net')))
   const until = Date.now() + 120_000
+  let last = ''
   while (Date.now() < until && !r.ended) {
     const inspected = c.rt === 'docker' ? (await exec(r, pidArgv(r.rt, c.name), true)).out : undefined
     if (r.dry) return 'PID'
     const pid = (inspected ?? attempt(() => fs.readFileSync(c.pidfile, 'utf8')) ?? '').trim()
-    if (/^[1-9]\d*$/.test(pid)) return pid
+    const stable = /^[1-9]\d*$/.test(pid) && (inspected !== undefined || pid === last)
+    const ours = netns('self')
+    const hostNet = stable && ours !== undefined && netns(pid) === ours
+    if (hostNet) fail(`the server's PID ${pid} is in our own network namespace: refused`)
+    if (stable) return pid
+    last = pid
     await sleep(10)
   }
   return ''

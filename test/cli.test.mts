@@ -252,7 +252,7 @@ test('serve --dry-run prints create, start, inspect, the bridge and rm; runs non
   const pname = g.out.find(l => l.startsWith('podman create'))!.match(/--name (pernosco-server-[0-9a-f]{12}) /)![1]
   const dir = /^# seccomp profile written to (\/\S+)\/seccomp\.json$/.exec(g.out[1])![1]
   assert.match(g.out[2], new RegExp(` --pidfile ${dir}/pid --mount type=bind,src=${t},dst=/pernosco/database`))
-  assert.deepEqual(g.out.slice(3), [`podman inspect ${pname}`, `podman start --attach ${pname}`,
+  assert.deepEqual(g.out.slice(3), [`podman inspect ${pname}`, `podman start --attach ${pname}`, `# PID: the number podman writes to ${dir}/pid`,
     quote(['podman', 'unshare', 'nsenter', '--target', 'PID', '--net', process.execPath, '-e', BRIDGE]), `podman rm --force --time 0 ${pname}`])
   assert.deepEqual(g.calls, [])
 })
@@ -265,10 +265,15 @@ async function serving(args: string[], uid = 1000) {
   const running = new Promise<Result>(ok => { stopContainer = () => ok({ code: 137, out: '' }) })
   // podman's runtime writes the PID to the create's --pidfile as the container starts; docker's comes from inspect.
   let pidfile = ''
-  const create = (a: readonly string[]) => { pidfile = a.includes('--pidfile') ? a[a.indexOf('--pidfile') + 1] : ''; return undefined }
-  const start = () => { if (pidfile) fs.writeFileSync(pidfile, '4242\n'); return running }
-  const f = fakeSys({ uid, bridge: () => tcpBridge((backend.address() as net.AddressInfo).port),
-    answer: a => a[1] === 'create' ? create(a) : a[1] === 'start' ? start() : a.includes('{{.State.Pid}}') ? { code: 0, out: '4242\n' } : (a[1] === 'rm' && stopContainer(), undefined) })
+  const answer = (a: readonly string[]): Result | Promise<Result> | undefined => {
+    if (a[1] === 'create') pidfile = a.includes('--pidfile') ? a[a.indexOf('--pidfile') + 1] : ''
+    if (a[1] === 'start' && pidfile) fs.writeFileSync(pidfile, '4242\n')
+    if (a[1] === 'start') return running
+    if (a.includes('{{.State.Pid}}')) return { code: 0, out: '4242\n' }
+    if (a[1] === 'rm') stopContainer()
+    return undefined
+  }
+  const f = fakeSys({ uid, bridge: () => tcpBridge((backend.address() as net.AddressInfo).port), answer })
   const done = main(['serve', traceDir(), ...args], f.sys)
   for (let i = 0; i < 100 && !f.out.length; i++) await new Promise(r => setTimeout(r, 20))
   return { f, done, backend, stopContainer }
@@ -310,6 +315,46 @@ test('serve: a bridge that cannot start is a clear error, and the container is r
     answer: a => a.includes('{{.State.Pid}}') ? { code: 0, out: '7\n' } : a[1] === 'start' ? new Promise(() => {}) : undefined })
   await assert.rejects(main(['serve', traceDir(), '--runtime', 'docker'], f.sys), /nsenter: Operation not permitted/)
   assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'inspect', 'start', 'inspect', 'nsenter', 'rm'])
+})
+
+/** A podman whose runtime writes `contents` to the create's --pidfile one after another, 15 ms apart, from start. */
+function pidfileWriter(contents: string[]) {
+  let pidfile = ''
+  return (a: readonly string[]) => {
+    if (a[1] === 'create') pidfile = a[a.indexOf('--pidfile') + 1]
+    if (a[1] !== 'start') return undefined
+    contents.forEach((c, i) => setTimeout(() => fs.writeFileSync(pidfile, c), 15 * i))
+    return new Promise<Result>(() => {})
+  }
+}
+const noBridge = () => ({ ready: Promise.reject(new Error('no bridge in this test')), died: new Promise<void>(() => {}), open: () => {}, close: () => {} })
+
+test('serve, podman: the PID counts only once the pidfile holds a number twice in a row; no inspect for it', async () => {
+  const f = fakeSys({ bridge: noBridge, answer: pidfileWriter(['', 'x', '4242\n']) })
+  await assert.rejects(main(['serve', traceDir(), '--runtime', 'podman'], f.sys), /no bridge in this test/)
+  assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'inspect', 'start', 'podman', 'rm'])
+  assert.deepEqual(f.calls[4].slice(0, 6), ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242'])
+})
+
+test('serve: a server PID in our own network namespace is refused before any bridge, and the container removed', async () => {
+  for (const rt of ['podman', 'docker']) {
+    const docker = (a: readonly string[]) => a[1] === 'start' ? new Promise<Result>(() => {}) : a.includes('{{.State.Pid}}') ? { code: 0, out: '4242\n' } : undefined
+    const f = fakeSys({ bridge: noBridge, answer: rt === 'podman' ? pidfileWriter(['4242']) : docker })
+    for (const p of ['self', '4242']) {
+      fs.mkdirSync(path.join(f.sys.proc, p, 'ns'), { recursive: true })
+      fs.symlinkSync('net:[4026531840]', path.join(f.sys.proc, p, 'ns/net'))
+    }
+    assert.equal(await main(['serve', traceDir(), '--runtime', rt], f.sys), 2, rt)
+    assert.deepEqual(f.err, ["pernosco: the server's PID 4242 is in our own network namespace: refused"], rt)
+    assert.ok(!f.calls.some(c => c[0] === 'BRIDGE'), `${rt}: no bridge`)
+    assert.equal(f.calls.at(-1)![1], 'rm', `${rt}: removed`)
+    // control: the server's own namespace is accepted
+    fs.rmSync(path.join(f.sys.proc, '4242/ns/net'))
+    fs.symlinkSync('net:[4026532999]', path.join(f.sys.proc, '4242/ns/net'))
+    const g = { ...f.sys, bridge: (argv: readonly string[]) => { f.calls.push(['BRIDGE', ...argv]); return noBridge() } }
+    await assert.rejects(main(['serve', traceDir(), '--runtime', rt], g), /no bridge in this test/, rt)
+    assert.ok(f.calls.some(c => c[0] === 'BRIDGE' && c.includes('4242')), `${rt}: bridged`)
+  }
 })
 
 test('verify before start: whatever inspect shows beyond the argv is refused, the container removed unstarted', async () => {
