@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
       /* the full length: libuv (the canary) binds abstract names padded with NULs to sizeof sun_path */
       if (fd >= 0 && connect(fd, (struct sockaddr *)&u, sizeof u) == 0)
         ok = send(fd, msg, strlen(msg), 0) > 0 ? 0 : -1;
+      if (ok == 0) usleep(100000); /* like TCP: stay connected while the canary reads */
     } else if (!strcmp(kind, "icmp")) {
       struct { struct icmphdr h; char data[64]; } pkt = {.h = {.type = ICMP_ECHO, .un.echo.id = htons(4242)}};
       snprintf(pkt.data, sizeof pkt.data, "%.63s", msg);

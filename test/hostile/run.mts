@@ -171,7 +171,9 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control') {
   await sleep(1500) // late UDP/DNS packets
   for (const line of report.split('\n').filter(Boolean)) {
     const [probe, ...rest] = line.split(' '), result = rest.join(' ')
-    if (/ (sent|failed:)/.test(line)) continue // network attempts: judged by the canaries below
+    // network attempts: judged by the canaries below (the control's failures are logged, to diagnose a miss)
+    if (command === 'control' && / failed:/.test(line)) console.error(`# control: ${line}`)
+    if (/ (sent|failed:)/.test(line)) continue
     row(probe, /secret/.test(probe) ? 'secrets' : /process/.test(probe) ? 'processes' : /fork|fill/.test(probe) ? 'limits' : 'filesystem', result)
   }
   const mine = hits.filter(h => h.includes(token))
