@@ -13,5 +13,6 @@ if (process.argv[2] === 'outside') { tcp(80, '10.200.0.2'); udp(53, '10.200.0.2'
 else {
   tcp(18950, '127.0.0.1'); tcp(18951, '0.0.0.0'); udp(18953, '127.0.0.1')
   net.createServer(s => s.on('data', d => hit('abstract:pmts-canary', d)).on('error', () => {})).listen('\0pmts-canary')
+    .on('error', e => console.error(`# canary: abstract socket: ${e.message}`)).on('close', () => console.error('# canary: abstract socket closed'))
 }
 setTimeout(() => console.log('READY'), 200)

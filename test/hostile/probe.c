@@ -50,10 +50,15 @@ int main(int argc, char **argv) {
     } else if (!strcmp(kind, "unix")) {
       struct sockaddr_un u = {.sun_family = AF_UNIX};
       snprintf(u.sun_path + 1, sizeof u.sun_path - 1, "%s", host);
-      fd = socket(AF_UNIX, SOCK_STREAM, 0);
-      /* the full length: libuv (the canary) binds abstract names padded with NULs to sizeof sun_path */
-      if (fd >= 0 && connect(fd, (struct sockaddr *)&u, sizeof u) == 0)
-        ok = send(fd, msg, strlen(msg), 0) > 0 ? 0 : -1;
+      /* libuv before 1.48 (Node 20) binds abstract names padded with NULs to sizeof sun_path, later ones
+       * (Node 24) with the name's own length: try both */
+      socklen_t lens[] = {sizeof u, offsetof(struct sockaddr_un, sun_path) + 1 + strlen(host)};
+      for (int l = 0; l < 2 && ok != 0; l++) {
+        if (fd >= 0) close(fd);
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&u, lens[l]) == 0)
+          ok = send(fd, msg, strlen(msg), 0) > 0 ? 0 : -1;
+      }
       if (ok == 0) usleep(100000); /* like TCP: stay connected while the canary reads */
     } else if (!strcmp(kind, "icmp")) {
       struct { struct icmphdr h; char data[64]; } pkt = {.h = {.type = ICMP_ECHO, .un.echo.id = htons(4242)}};

@@ -45,7 +45,12 @@ async function canary(args: string[]) {
   const p = spawn(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(p)
   let ready = false
-  p.stdout!.setEncoding('utf8').on('data', (d: string) => { for (const l of d.split('\n')) { if (l === 'READY') ready = true; else if (l.startsWith('HIT ')) hits.push(l.slice(4)) } })
+  let partial = '' // a line may arrive in two chunks
+  p.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (partial + d).split('\n')
+    partial = lines.pop()!
+    for (const l of lines) { if (l === 'READY') ready = true; else if (l.startsWith('HIT ')) hits.push(l.slice(4)) }
+  })
   for (let i = 0; i < 100 && !ready; i++) await sleep(50)
   if (!ready) throw new Error(`canary ${args.join(' ')} did not start`)
 }
@@ -172,7 +177,7 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control') {
   for (const line of report.split('\n').filter(Boolean)) {
     const [probe, ...rest] = line.split(' '), result = rest.join(' ')
     // network attempts: judged by the canaries below (the control's failures are logged, to diagnose a miss)
-    if (command === 'control' && / failed:/.test(line)) console.error(`# control: ${line}`)
+    if (command === 'control' && / failed:/.test(line)) console.error(`# control: ${line}; abstract listeners here: ${JSON.stringify(fs.readFileSync('/proc/net/unix', 'utf8').split('\n').filter(l => l.includes('pmts-canary')).map(l => l.split(' ').slice(3, 6).join(' ')))}`)
     if (/ (sent|failed:)/.test(line)) continue
     row(probe, /secret/.test(probe) ? 'secrets' : /process/.test(probe) ? 'processes' : /fork|fill/.test(probe) ? 'limits' : 'filesystem', result)
   }
