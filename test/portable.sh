@@ -84,7 +84,7 @@ MEM='memory stays bounded'
 TESTS=(test/argv.test.mts test/cli.test.mts test/proxy.test.mts test/attack.test.mts)
 check "node24 --test ${TESTS[*]} (all but '$MEM')" 600 '(^# |ℹ )pass [1-9]' -- env NODE_OPTIONS= \
   "$N24" --test --test-concurrency=1 --test-skip-pattern="$MEM" "${TESTS[@]}" || true
-# Known: on Node 24 the proxy child's RSS grew ~70-95 MiB over its first 256 MiB (Node 20 + tsx: ~40-73), over the
+# Known: on Node 24 the proxy child's RSS grows ~70-95 MiB over its first body (Node 20 + tsx: ~40-55), over the
 # 64 bound; since the test warms the child up first, 28-58 MiB here: it passes, by a small margin, so still not counted.
 rc=0; timeout 300 env NODE_OPTIONS= "$N24" --test --test-name-pattern="$MEM" test/proxy.test.mts \
   >"$S/out" 2>&1 || rc=$?
