@@ -402,8 +402,9 @@ export function verify(argv: readonly string[], c: Ctx, info: Inspect, img: Imag
   const facts = VERIFY.map(([what, , wrong]) => [what, wrong(info, a)])
   return facts.filter(([, fact]) => fact !== undefined).map(([what, fact]) => `${what} ${fact}`)
 }
-/** The containers that exist now, so that even a crash removes them (see the end of the file). */
-const LIVE = new Map<string, string[]>()
+/** The containers that exist now and their private directories, so that even a crash removes them (see the
+ * end of the file). */
+const LIVE = new Map<string, { rm: string[]; dir: string }>()
 type During = (name: string, c: Ctx) => Promise<() => void>
 /** create, inspect and VERIFY, start --attach (while `during` sets up what talks to it), rm. A signal
  * removes the container. The seccomp profile lives in a private 0700 directory of its own. */
@@ -427,7 +428,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   let stop = () => {}
   try {
     const argv = build(c)
-    if (!r.dry) LIVE.set(name, rm)
+    if (!r.dry) LIVE.set(name, { rm, dir })
     const { code } = await exec(r, argv, true)
     if (code || r.interrupted) return r.interrupted ? 130 : code
     const { out } = await exec(r, [r.rt, 'inspect', name], true)
@@ -954,7 +955,10 @@ export async function main(args: string[], sys: Sys = realSys()): Promise<number
 }
 /** The last line of defence: whatever throws, no container of ours outlives this process. */
 function crashed(e: unknown) {
-  for (const argv of LIVE.values()) spawnSync(argv[0], argv.slice(1), { stdio: 'ignore', timeout: 30_000 })
+  for (const { rm, dir } of LIVE.values()) {
+    spawnSync(rm[0], rm.slice(1), { stdio: 'ignore', timeout: 30_000 })
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
   process.stderr.write(`pernosco: internal error; its containers were removed: ${(e as Error)?.stack ?? e}\n`)
   process.exit(70)
 }

@@ -191,10 +191,13 @@ test('serve: if the bridge dies, serve says so, removes the container and exits 
   assert.deepEqual(pernoscoContainers(), [])
 })
 
-test('serve: the last line of defence: an uncaught error still removes the container (exit 70)', { skip, timeout: 90_000 }, async () => {
-  const s = await serving(['--import', path.join(ROOT, 'test/fixtures/throw-when-ready.mjs')])
+test('serve: the last line of defence: an uncaught error still removes the container and its private dir (exit 70)', { skip, timeout: 90_000 }, async () => {
+  const tmp = tmpdir()
+  const s = await serving(['--import', path.join(ROOT, 'test/fixtures/throw-when-ready.mjs')], { TMPDIR: tmp })
   assert.match(s.out(), /ready/)
+  assert.equal(fs.readdirSync(tmp).filter(d => d.startsWith('pernosco-')).length, 1, 'the private dir (seccomp profile, pidfile) while it runs')
   assert.equal(await s.exited, 70)
   assert.match(s.err(), /pernosco: internal error; its containers were removed: Error: injected by throw-when-ready/)
   assert.deepEqual(pernoscoContainers(), [])
+  assert.deepEqual(fs.readdirSync(tmp).filter(d => d.startsWith('pernosco-')), [], 'nor its private dir')
 })
