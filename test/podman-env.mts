@@ -2,7 +2,7 @@
 // (These VMs: crun fails on hybrid cgroups, RLIMIT_NOFILE cannot be raised.)
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir } from './helpers.mts'
 
 export const HAVE_PODMAN = spawnSync('podman', ['--version']).status === 0
@@ -53,3 +53,14 @@ export function importImage(tag: string, files: Record<string, string>, change: 
 
 export const pernoscoContainers = () => podman('ps', '-a', '--format', '{{.Names}}').split('\n').filter(n => n.startsWith('pernosco-'))
 export const WRAPPER = [process.execPath, '--import', 'tsx', path.join(ROOT, 'pernosco.mts')]
+
+/** `serve` on a trace under real podman, for the browser fixtures: the wrapper, its exit, and the URL it printed
+ * (undefined if it was not ready within 30 s). */
+export async function serveUntilReady(cfg: string, trace: string) {
+  const w = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'serve', trace], { env: podmanEnv(), stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise(ok => w.on('exit', ok))
+  let out = ''
+  w.stdout!.on('data', d => { out += d })
+  for (let i = 0; i < 300 && !out.includes('ready'); i++) await new Promise(r => setTimeout(r, 100))
+  return { w, exited, url: /open (\S+)/.exec(out)?.[1], out }
+}
