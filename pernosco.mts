@@ -820,6 +820,7 @@ async function serve(r: Run): Promise<number> {
 async function serverPid(r: Run, c: Ctx): Promise<string> {
   if (r.dry && c.rt === 'podman') r.sys.out(`# PID: the number podman writes to ${c.pidfile}`)
   const netns = (pid: string) => attempt(() => fs.readlinkSync(path.join(r.sys.proc, pid, 'ns/net')))
+  const ours = netns('self')
   const until = Date.now() + 120_000
   let last = ''
   while (Date.now() < until && !r.ended) {
@@ -827,7 +828,6 @@ async function serverPid(r: Run, c: Ctx): Promise<string> {
     if (r.dry) return 'PID'
     const pid = (inspected ?? attempt(() => fs.readFileSync(c.pidfile, 'utf8')) ?? '').trim()
     const stable = /^[1-9]\d*$/.test(pid) && (inspected !== undefined || pid === last)
-    const ours = netns('self')
     const hostNet = stable && ours !== undefined && netns(pid) === ours
     if (hostNet) fail(`the server's PID ${pid} is in our own network namespace: refused`)
     if (stable) return pid
