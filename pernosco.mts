@@ -588,6 +588,21 @@ function rawHead(status: number, h: object) {
   const lines = Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('')
   return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${lines}\r\n`
 }
+/** An answer written on the socket itself (node's own errors, refused upgrades), then the connection ends;
+ * destroyed after a second if the peer does not close. Only on a connection where nothing was written yet:
+ * elsewhere a head could land inside a response already under way, so it is closed without one. */
+function answerRaw(sock: net.Socket, status: number, forced: object, why = '') {
+  const length = Buffer.byteLength(why)
+  const h = { ...forced, 'content-type': 'text/plain', 'content-length': length, connection: 'close' }
+  if (sock.writableEnded) return // answered already
+  if (sock.writable && sock.bytesWritten === 0) sock.end(rawHead(status, h) + why)
+  else sock.destroy()
+  setTimeout(() => sock.destroy(), 1000).unref()
+}
+/** The status node itself would send for a client error (its _http_server.js, node 20 and 24). */
+const CLIENT_STATUS: Record<string, number> =
+  { HPE_HEADER_OVERFLOW: 431, HPE_CHUNK_EXTENSIONS_OVERFLOW: 413, ERR_HTTP_REQUEST_TIMEOUT: 408 }
+const clientStatus = (e: NodeJS.ErrnoException) => CLIENT_STATUS[e.code ?? ''] ?? 400
 /** How long the proxy waits (ms), so a stalled peer holds nothing for long. A query may compute a while. */
 export const TIMEOUTS = { upstream: 300_000, pooled: 30_000, browser: 300_000 }
 const digest = (s: string) => crypto.createHash('sha256').update(s).digest()
@@ -599,10 +614,19 @@ export interface ProxyOpts {
 /** Listen on two loopback ports (shell, then UI); every request is checked before it may reach the bridge. */
 export async function startProxy(o: ProxyOpts) {
   const t = o.timeouts ?? TIMEOUTS
-  const shell = http.createServer(onShell).setTimeout(t.browser)
-  const ui = http.createServer(onUi).setTimeout(t.browser).on('upgrade', onUpgrade)
-  const sp = await listen(shell, o.port)
-  const up = await listen(ui, o.port && o.port + 1)
+  // Node answers some requests itself, before any handler: 400, 408, 413 and 431 through 'clientError';
+  // 400 for a missing Host (requireHostHeader), 417 for an unknown Expect (checkExpectation). Each gets our
+  // headers here (node 20 and 24 have no other answer of their own), or no answer at all.
+  type Forced = typeof UF
+  const server = (onRequest: http.RequestListener, forced: () => Forced) =>
+    http.createServer({ requireHostHeader: false }, onRequest).setTimeout(t.browser)
+      .on('clientError', (e: NodeJS.ErrnoException, s: net.Socket) => answerRaw(s, clientStatus(e), forced()))
+      .on('checkExpectation', (_, res: http.ServerResponse) => deny(res, 417, 'no Expect', forced()))
+  const shells = await listenLoopback(() => server(onShell, () => SF), o.port)
+  const sp = boundPort(shells[0])
+  const uiServer = () => server(onUi, () => UF).on('upgrade', onUpgrade)
+  const uis = await listenLoopback(uiServer, o.port && o.port + 1)
+  const up = boundPort(uis[0])
   const S = `http://${o.name}:${sp}`
   const U = `http://${o.name}:${up}`
   const cookie = `pernosco-${sp}`
@@ -635,6 +659,7 @@ export async function startProxy(o: ProxyOpts) {
   ]
   const refusal = (req: http.IncomingMessage) => UI_CHECKS.find(([, , ok]) => !ok(req))
   function deny(res: http.ServerResponse, status: number, why: string, forced = UF) {
+    if (res.writableEnded) return // answered already (a timeout)
     if (res.headersSent) return res.destroy()
     res.writeHead(status, http.STATUS_CODES[status], { ...forced, 'content-type': 'text/plain' })
     res.end(why + '\n')
@@ -661,11 +686,21 @@ export async function startProxy(o: ProxyOpts) {
       return res.writeHead(302, { ...UF, location: `${S}/` }).end()
     }
     const out = http.request({ agent, method: req.method, path: req.url, headers: requestHeaders(req) })
-    out.setTimeout(t.upstream, () => out.destroy(new Error('timeout')))
-    out.on('error', e => deny(res, e.message === 'timeout' ? 504 : 502, 'the Pernosco server did not answer'))
-    out.on('response', answer => relay(answer, res))
+    // Counted from the request's arrival (a wait for a socket included) to the answer's head.
+    const late = setTimeout(() => {
+      deny(res, 504, 'the Pernosco server did not answer in time')
+      out.destroy()
+    }, t.upstream)
+    out.on('error', () => deny(res, 502, 'the Pernosco server did not answer'))
+    out.on('response', answer => {
+      clearTimeout(late)
+      relay(answer, res)
+    })
     // A close with neither an answer nor an error (a 101 to a plain request): answer, never hang.
-    out.on('close', () => res.headersSent || deny(res, 502, 'bad response from the Pernosco server'))
+    out.on('close', () => {
+      clearTimeout(late)
+      if (!res.headersSent) deny(res, 502, 'bad response from the Pernosco server')
+    })
     res.on('close', () => res.writableFinished || out.destroy()) // the browser left: free the upstream socket
     // Bodies always have a length (chunked ones are refused); a request without one is sent at once.
     if (req.headers['content-length']) pipeline(req, out, () => {})
@@ -674,8 +709,10 @@ export async function startProxy(o: ProxyOpts) {
   /** The server's answer, framed anew by node's ServerResponse under our headers. */
   function relay(answer: http.IncomingMessage, res: http.ServerResponse) {
     const status = answer.statusCode!
-    const head = attempt(() => res.writeHead(status, responseHeaders(answer.headers, U, UF)))
+    const headers = responseHeaders(answer.headers, U, UF)
     // A 205 has no body (RFC 9110 15.3.6), but llhttp reads one: never pass it on, never reuse the socket.
+    if (status === 205) headers['content-length'] = 0
+    const head = attempt(() => res.writeHead(status, headers))
     if (!head || status === 205) answer.destroy()
     if (!head) return deny(res, 502, 'bad response from the Pernosco server')
     if (status === 205) return res.end()
@@ -687,8 +724,7 @@ export async function startProxy(o: ProxyOpts) {
   /** A WebSocket: the same checks, node's client for the server's 101, and our own 101 to the browser. */
   function onUpgrade(req: http.IncomingMessage, sock: Duplex, head: Buffer) {
     sock.on('error', () => sock.destroy()) // node removed its own listener: a reset must not crash us
-    const refuse = (status: number, why: string) => sock.end(rawHead(status, { ...UF,
-      'content-type': 'text/plain', 'content-length': why.length + 1, connection: 'close' }) + why + '\n')
+    const refuse = (status: number, why: string) => answerRaw(sock as net.Socket, status, UF, why + '\n')
     const refused = refusal(req)
     if (refused) return refuse(refused[0], refused[1])
     if (sock.destroyed) return // reset before node gave it to us: its 'close' has been and gone
@@ -697,8 +733,12 @@ export async function startProxy(o: ProxyOpts) {
     sock.on('data', early).on('end', () => sock.destroy())
     const headers = { ...requestHeaders(req), connection: 'Upgrade', upgrade: 'websocket' }
     const out = http.request({ agent, method: req.method, path: req.url, headers })
-    out.setTimeout(t.upstream, () => out.destroy())
-    out.on('error', () => refuse(502, 'the Pernosco server is not answering'))
+    // Until the 101, this socket has no timeout of node's: ours counts from the request's arrival.
+    const late = setTimeout(() => {
+      refuse(504, 'the Pernosco server did not answer in time')
+      out.destroy()
+    }, t.upstream)
+    out.on('error', () => refuse(502, 'the Pernosco server did not answer'))
     out.on('response', answer => {
       answer.destroy()
       refuse(502, 'the Pernosco server refused the WebSocket')
@@ -706,6 +746,7 @@ export async function startProxy(o: ProxyOpts) {
     out.on('upgrade', (answer, theirs: net.Socket, theirHead: Buffer) => {
       theirs.on('error', () => theirs.destroy()).setTimeout(0) // a debugging session may idle for hours
       if (sock.destroyed) return theirs.destroy() // the browser left while the server answered
+      clearTimeout(late)
       sock.off('data', early)
       const kept = KEEP_UPGRADE.filter(k => answer.headers[k]).map(k => [k, answer.headers[k]])
       sock.write(rawHead(101, { upgrade: 'websocket', connection: 'Upgrade', ...Object.fromEntries(kept) }))
@@ -717,20 +758,41 @@ export async function startProxy(o: ProxyOpts) {
       sock.unshift(head)
       theirs.pipe(sock).pipe(theirs)
     })
-    sock.on('close', () => out.destroy())
+    sock.on('close', () => {
+      clearTimeout(late)
+      out.destroy()
+    })
     out.end()
   }
   const close = () => {
-    for (const s of [shell, ui]) s.close().closeAllConnections()
+    for (const s of [...shells, ...uis]) s.close().closeAllConnections()
     tunnels.forEach(s => s.destroy())
     agent.destroy()
   }
   return { url: `${S}/?token=${o.token}`, shell: S, ui: U, close }
 }
-const listen = (srv: net.Server, port: number) => new Promise<number>((ok, no) => {
-  srv.once('error', e => no(new UserError(`cannot listen on 127.0.0.1:${port}: ${e.message}`)))
-  srv.listen(port, '127.0.0.1', () => ok((srv.address() as net.AddressInfo).port))
+const boundPort = (srv: net.Server) => (srv.address() as net.AddressInfo).port
+/** Listening, or the error that prevented it. */
+const listen = (srv: net.Server, port: number, host: string) => new Promise<Error | undefined>(ok => {
+  srv.once('error', ok).listen(port, host, () => ok(undefined))
 })
+/** The same port on 127.0.0.1 and ::1. Chromium resolves *.localhost to ::1 first: a ::1 left free would
+ * let another local user's listener take the token. Only a host with no IPv6 loopback at all listens on one.
+ * A free port (0) whose ::1 twin is taken is tried again, 20 times at most. */
+async function listenLoopback(make: () => http.Server, want: number): Promise<http.Server[]> {
+  for (let i = 0; i < 20; i++) {
+    const v4 = make()
+    const e4 = await listen(v4, want, '127.0.0.1')
+    if (e4) fail(`cannot listen on 127.0.0.1:${want}: ${e4.message}`)
+    const v6 = make()
+    const e6 = await listen(v6, boundPort(v4), '::1')
+    if (!e6) return [v4, v6]
+    if (/EADDRNOTAVAIL|EAFNOSUPPORT/.test(e6.message)) return [v4] // no IPv6 loopback here
+    v4.close()
+    if (want) fail(`cannot listen on [::1]:${want}: ${e6.message}; another program holds it`)
+  }
+  return fail('no free port on both 127.0.0.1 and ::1 after 20 tries')
+}
 
 // ---- Commands ----
 const sleep = (ms: number) => new Promise(ok => setTimeout(ok, ms))
