@@ -361,10 +361,13 @@ function extraEnv(i: Inspect, a: Asked) {
   const extra = (i.Config?.Env ?? []).filter(e => !allowed.includes(e))
   return extra.map(e => e.split('=')[0]).join(' ') || undefined
 }
-function securityOpts(i: Inspect, c: Ctx) {
+/** Exactly the argv's, no more (label=disable, unmask=ALL or systempaths=unconfined would each weaken it).
+ * docker shows our seccomp profile inline, as its JSON. */
+function securityOpts(i: Inspect, a: Asked) {
   const opts = i.HostConfig?.SecurityOpt ?? []
   const inline = (o: string) => isDeepStrictEqual(attempt(() => JSON.parse(o.slice(8))), JSON.parse(SECCOMP))
-  const ok = opts.includes('no-new-privileges') && opts.some(o => o === `seccomp=${c.seccomp}` || inline(o))
+  const shown = opts.map(o => (o.startsWith('seccomp={') && inline(o) ? `seccomp=${a.c.seccomp}` : o))
+  const ok = shown.sort().join(' ') === a.vals('--security-opt').sort().join(' ')
   return unless(ok, opts.join(' ').slice(0, 200))
 }
 /** Rootless podman 4.3 reports our --userns=keep-id as `private`; rootful runs use no user namespace. */
@@ -379,7 +382,7 @@ export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
   ['privileged', 'never: it undoes every other flag', i => unless(!i.HostConfig?.Privileged, 'on')],
   ['read-only root', 'the image cannot change while it runs',
     i => unless(!!i.HostConfig?.ReadonlyRootfs, 'off')],
-  ['security options', 'no-new-privileges and exactly our seccomp profile', (i, a) => securityOpts(i, a.c)],
+  ['security options', 'exactly ours: no-new-privileges, our seccomp, AppArmor as POLICY says', securityOpts],
   ['user', 'you, not root',
     (i, a) => unless(i.Config?.User === (a.vals('--user')[0] ?? `${a.c.uid}:${a.c.gid}`), i.Config?.User)],
   ['PID namespace', 'its own: host processes stay invisible',
@@ -472,13 +475,15 @@ function writeNew(dir: string, name: string, data: string | Buffer, mode = 0o644
   }
 }
 /** Why an entry must go, or '' when it may stay. */
-function unsafeEntry(trace: string, p: string, st: fs.Stats, uid: number): string {
+function unsafeEntry(p: string, st: fs.Stats, uid: number): string {
   if (st.uid !== uid) return `owned by uid ${st.uid}`
   if (!st.isSymbolicLink()) return st.isFile() || st.isDirectory() ? '' : 'a device, FIFO or socket'
-  // Resolved by the kernel (realpath(3)) through the links in the tree: a chain `d -> .`, `up -> d/..`
-  // escapes a text check, and node's own JS realpathSync, which resolves `d/..` to the trace itself.
-  const target = attempt(() => fs.realpathSync.native(p))
-  return target && !path.relative(trace, target).startsWith('..') ? '' : 'a symlink out of the trace'
+  // Decided from the link's text, never by resolving it: resolving a name the builder chose can trigger an
+  // automount (/net/NAME), a lookup around --network none, or hang. Relative with no `..`: each step stays
+  // below the link's own directory, and every other link left here passes the same rule.
+  const text = fs.readlinkSync(p)
+  const plain = !path.isAbsolute(text) && !text.split('/').includes('..')
+  return plain ? '' : 'a symlink that could point out of the trace'
 }
 /** Mode bits the builder may not leave: setuid, setgid, and group or world write (another local user could
  * swap an entry between our checks and our writes). */
@@ -497,7 +502,7 @@ function cleanTree(trace: string, dir: string, uid: number): string[] {
     const p = path.join(dir, name)
     const st = fs.lstatSync(p)
     const rel = path.relative(trace, p)
-    const why = unsafeEntry(trace, p, st, uid)
+    const why = unsafeEntry(p, st, uid)
     // Files a nested user namespace left under another uid may resist removal: say so, go on.
     const removed = why && attempt(() => fs.rmSync(p, { recursive: true, force: true }) ?? 'removed')
     if (why) return [`${rel}: ${why}, ${removed ?? 'could NOT remove it'}`]
@@ -537,7 +542,8 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
   if (r.dry && !srcSt) r.sys.out(`# would write ${trace}/sources.fallback`)
   if (r.dry) return 0
   if (lib && !dbgSt) fs.mkdirSync(dbg, { mode: 0o755 })
-  if (lib && libSt) fs.unlinkSync(path.join(dbg, 'libthread_db.so'))
+  // Whatever is there (a file, or a directory the builder planted) goes; entry() refused a link.
+  if (lib && libSt) fs.rmSync(path.join(dbg, 'libthread_db.so'), { recursive: true })
   if (lib) writeNew(dbg, 'libthread_db.so', fs.readFileSync(lib), 0o555)
   if (!srcSt) writeNew(trace, 'sources.fallback', SOURCES_FALLBACK)
   return 0
@@ -803,7 +809,9 @@ const traceArg = (r: Run) => checkDir(String(r.o._[0] ?? path.join(rrDir(r), 'la
 async function record(r: Run): Promise<number> {
   const cmd = r.o['--'] ?? []
   if (!cmd.length) fail('record: give the command after --, e.g. `record -- ./my-test`')
-  const par = fs.readFileSync(path.join(r.sys.proc, 'sys/kernel/perf_event_paranoid'), 'utf8').trim()
+  const knob = path.join(r.sys.proc, 'sys/kernel/perf_event_paranoid')
+  const par = attempt(() => fs.readFileSync(knob, 'utf8').trim())
+  if (par === undefined) fail(`rr needs perf events, and this kernel has no ${knob} (a VM without a PMU?)`)
   const fix = 'sudo sysctl kernel.perf_event_paranoid=1'
   if (+par > 1) fail(`rr needs /proc/sys/kernel/perf_event_paranoid <= 1 (it is ${par}): ${fix}`)
   const out = r.o.output === undefined ? undefined : checkDir(r.o.output, '--output')
@@ -1024,7 +1032,8 @@ function crashed(e: unknown) {
   process.stderr.write(`pernosco: internal error; its containers were removed: ${(e as Error)?.stack ?? e}\n`)
   process.exit(70)
 }
-const at = process.argv.findIndex((a, i) => i > 0 && i < 3 && path.resolve(a) === SELF)
+// Run directly, or through a symlink to this file (SELF is the file's real path).
+const at = process.argv.findIndex((a, i) => i > 0 && i < 3 && attempt(() => fs.realpathSync(a)) === SELF)
 if (at > 0) {
   process.on('uncaughtException', crashed).on('unhandledRejection', crashed)
   main(process.argv.slice(at + 1)).then(code => {

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import http from 'node:http'
 import net from 'node:net'
-import { main, quote, BRIDGE, SOURCES_FALLBACK, LIBTHREAD_DB, type Result } from '../pernosco.mts'
+import { main, quote, BRIDGE, SOURCES_FALLBACK, LIBTHREAD_DB, SECCOMP, type Result } from '../pernosco.mts'
 import { fakeSys, tmpdir, traceDir, tcpBridge, ROOT } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
@@ -59,6 +59,7 @@ const REJECTED: Case[] = [
   ['record without --', ['record', './my-test'], /record: give the command after --/],
   ['record with nothing after --', ['record', '--'], /record: give the command after --/],
   ['record with perf_event_paranoid 2', ['record', '--', './t'], /perf_event_paranoid <= 1 \(it is 2\): sudo sysctl kernel\.perf_event_paranoid=1/, undefined, { paranoid: '2' }],
+  ['record: no perf_event_paranoid at all (issue 16: it was exit 70)', ['record', '--', './t'], /rr needs perf events, and this kernel has no .*perf_event_paranoid/, undefined, { paranoid: 'absent' }],
   ['record: rr not on PATH', ['record', '--', './t'], /rr is not on PATH: install rr/, undefined, { path: ['podman'] }],
   ['build: rr not on PATH', ['build', 'TRACE'], /rr is not on PATH: install rr .* or pass --skip-rr/, undefined, { path: ['podman'] }],
   ['runtime not on PATH', ['only-build', 'TRACE', '--runtime', 'docker'], /docker is not on PATH: install it, or choose the other with --runtime/, undefined, { path: ['podman'] }],
@@ -171,6 +172,21 @@ test('package-build writes libthread_db.so and sources.fallback without followin
   fs.writeFileSync(path.join(t, 'sources.fallback'), '[]')
   assert.equal(await main(['package-build', t], f.sys), 0, 'second run replaces the library, keeps the fallback')
   assert.equal(fs.readFileSync(path.join(t, 'sources.fallback'), 'utf8'), '[]')
+  if (lib) {
+    // issue 16: a directory the builder planted where the library goes (it was EISDIR and exit 70)
+    const dest = path.join(t, 'files.system-debuginfo/libthread_db.so')
+    fs.rmSync(dest); fs.mkdirSync(dest); fs.writeFileSync(path.join(dest, 'x'), '')
+    assert.equal(await main(['package-build', t], f.sys), 0)
+    assert.deepEqual(fs.readFileSync(dest), fs.readFileSync(lib))
+  }
+})
+
+test('run through a symlink to the file (~/bin/pernosco), it runs (issue 16: it did nothing and exited 0)', () => {
+  const link = path.join(tmpdir(), 'pernosco')
+  fs.symlinkSync(path.join(ROOT, 'pernosco.mts'), link)
+  const p = spawnSync(process.execPath, ['--import', 'tsx', link, '--version'], { encoding: 'utf8' })
+  assert.equal(p.status, 0)
+  assert.equal(p.stdout, '0.2.0\n')
 })
 
 test('rr pack failing stops the build with its code', async () => {
@@ -375,6 +391,8 @@ test('verify before start: whatever inspect shows beyond the argv is refused, th
     ['a default PATH although the image sets one', i => i.Config.Env.push('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'), /environment PATH/],
     ['no no-new-privileges', i => { i.HostConfig.SecurityOpt = i.HostConfig.SecurityOpt.filter((o: string) => o !== 'no-new-privileges') }, /security options/],
     ['another seccomp profile', i => { i.HostConfig.SecurityOpt = i.HostConfig.SecurityOpt.map((o: string) => o.startsWith('seccomp=') ? 'seccomp=unconfined' : o) }, /security options/],
+    // issue 16: the security options are exactly ours; each of these weakens confinement and was accepted before
+    ...['label=disable', 'unmask=ALL', 'systempaths=unconfined'].map((o): [string, (i: any) => void, RegExp] => [`an added ${o}`, i => i.HostConfig.SecurityOpt.push(o), new RegExp(`security options .*${o}`)]),
     ['another user', i => { i.Config.User = '0:0' }, /user 0:0/],
     ['another image', i => { i.Image = 'd'.repeat(64) }, /image d{64}, not the one checked/],
   ]
@@ -387,6 +405,21 @@ test('verify before start: whatever inspect shows beyond the argv is refused, th
   }
 })
 
+test('verify, docker: our seccomp profile shown inline as its JSON passes; with one more option it is refused', async () => {
+  for (const extra of [[], ['label=disable']]) {
+    const f = fakeSys(), base = f.sys.run
+    f.sys.run = async (a, c) => {
+      const r = await base(a, c)
+      if (a[1] !== 'inspect' || !r.out) return r
+      const [i] = JSON.parse(r.out)
+      i.HostConfig.SecurityOpt = [...i.HostConfig.SecurityOpt.map((o: string) => o.startsWith('seccomp=') ? `seccomp=${JSON.stringify(JSON.parse(SECCOMP))}` : o), ...extra]
+      return { ...r, out: JSON.stringify([i]) }
+    }
+    assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), extra.length ? 2 : 0, extra.join())
+    assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'inspect', ...extra.length ? [] : ['start'], 'rm'])
+  }
+})
+
 test('the trace after the builder: links out, devices/FIFOs/sockets, other owners removed; setuid cleared; the rest kept', { skip: process.getuid!() !== 0 && 'needs root (mknod, chown)' }, async () => {
   const t = traceDir(), outside = tmpdir()
   fs.mkdirSync(path.join(t, 'sub'))
@@ -395,7 +428,13 @@ test('the trace after the builder: links out, devices/FIFOs/sockets, other owner
   fs.mkdirSync(path.join(t, 'setgid-dir'), { mode: 0o2755 }); fs.chmodSync(path.join(t, 'setgid-dir'), 0o2755)
   fs.symlinkSync(path.join(outside, 'x'), path.join(t, 'sub/escape'))
   fs.symlinkSync('/etc/passwd', path.join(t, 'passwd'))
-  fs.symlinkSync('../version', path.join(t, 'sub/ok-link'))
+  fs.symlinkSync('version', path.join(t, 'ok-link'))
+  fs.symlinkSync('suid', path.join(t, 'sub/ok-link'))
+  // issue 16: decided from the link's text, never resolved: `..` or an absolute path goes even when it would
+  // land inside the trace (resolving a name the builder chose could trigger an automount, or hang).
+  fs.symlinkSync('../version', path.join(t, 'sub/dotdot-inside'))
+  fs.symlinkSync(path.join(t, 'version'), path.join(t, 'absolute-inside'))
+  fs.symlinkSync('/net/builder-chose-this', path.join(t, 'automount'))
   fs.symlinkSync('../../..', path.join(t, 'sub/up'))
   assert.equal(spawnSync('mkfifo', [path.join(t, 'fifo')]).status, 0)
   assert.equal(spawnSync('mknod', [path.join(t, 'sub/null'), 'c', '1', '3']).status, 0)
@@ -412,19 +451,22 @@ test('the trace after the builder: links out, devices/FIFOs/sockets, other owner
   assert.equal(await main(['only-build', t, '--runtime', 'podman'], f.sys), 0)
   sock.close()
   const left = (p: string) => fs.lstatSync(path.join(t, p), { throwIfNoEntry: false })
-  for (const gone of ['sub/escape', 'passwd', 'sub/up', 'fifo', 'sub/null', 'sock', 'theirs', 'chain', 'up2', 'locked/fifo2']) assert.equal(left(gone), undefined, gone)
+  for (const gone of ['sub/escape', 'passwd', 'sub/up', 'fifo', 'sub/null', 'sock', 'theirs', 'up2', 'locked/fifo2', 'sub/dotdot-inside', 'absolute-inside', 'automount']) assert.equal(left(gone), undefined, gone)
   assert.equal(left('ww')!.mode & 0o7777, 0o644)
   assert.equal(left('locked')!.mode & 0o7777, 0o700, 'opened up again so the walk goes on')
   assert.equal(fs.statSync(t).mode & 0o777, 0o755, 'the trace root is no longer writable to others')
   assert.equal(left('sub/suid')!.mode & 0o7777, 0o755)
   assert.equal(left('sgid')!.mode & 0o7777, 0o644)
   assert.equal(left('setgid-dir')!.mode & 0o7777, 0o755)
-  assert.ok(left('sub/ok-link')!.isSymbolicLink() && left('version')!.isFile())
-  assert.deepEqual(f.err.map(l => l.replace('pernosco: the builder left ', '')).sort(), ['chain: a symlink out of the trace, removed',
-    'fifo: a device, FIFO or socket, removed', 'locked/fifo2: a device, FIFO or socket, removed', 'passwd: a symlink out of the trace, removed',
-    'setgid-dir: setuid/setgid bit, cleared', 'sgid: setuid/setgid bit, cleared', 'sock: a device, FIFO or socket, removed', 'sub/escape: a symlink out of the trace, removed',
-    'sub/null: a device, FIFO or socket, removed', 'sub/suid: setuid/setgid bit, cleared', 'sub/up: a symlink out of the trace, removed', 'the trace others-writable, cleared', 'theirs: owned by uid 4242, removed',
-    'up1: a symlink out of the trace, removed', 'up2: a symlink out of the trace, removed', 'ww: group/world write, cleared'])
+  // `chain` (up2/etc/passwd) reads as plain and stays, but dangles: up1 and up2, which carried its `..`, are gone.
+  assert.ok(left('chain')!.isSymbolicLink() && !fs.existsSync(path.join(t, 'chain')))
+  assert.ok(left('sub/ok-link')!.isSymbolicLink() && left('ok-link')!.isSymbolicLink() && left('version')!.isFile())
+  const L = 'a symlink that could point out of the trace, removed'
+  assert.deepEqual(f.err.map(l => l.replace('pernosco: the builder left ', '')).sort(), [`absolute-inside: ${L}`, `automount: ${L}`,
+    'fifo: a device, FIFO or socket, removed', 'locked/fifo2: a device, FIFO or socket, removed', `passwd: ${L}`,
+    'setgid-dir: setuid/setgid bit, cleared', 'sgid: setuid/setgid bit, cleared', 'sock: a device, FIFO or socket, removed', `sub/dotdot-inside: ${L}`, `sub/escape: ${L}`,
+    'sub/null: a device, FIFO or socket, removed', 'sub/suid: setuid/setgid bit, cleared', `sub/up: ${L}`, 'the trace others-writable, cleared', 'theirs: owned by uid 4242, removed',
+    `up1: ${L}`, `up2: ${L}`, 'ww: group/world write, cleared'])
 })
 
 const BI = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'

@@ -30,7 +30,7 @@ export function fakeSys(opts: { uid?: number; paranoid?: string; answer?: (argv:
   const dir = tmpdir(), bin = path.join(dir, 'bin'), proc = path.join(dir, 'proc')
   fs.mkdirSync(bin); fs.mkdirSync(path.join(proc, 'sys/kernel'), { recursive: true })
   for (const b of opts.path ?? ['podman', 'docker', 'rr']) fs.writeFileSync(path.join(bin, b), '')
-  fs.writeFileSync(path.join(proc, 'sys/kernel/perf_event_paranoid'), (opts.paranoid ?? '1') + '\n')
+  if (opts.paranoid !== 'absent') fs.writeFileSync(path.join(proc, 'sys/kernel/perf_event_paranoid'), (opts.paranoid ?? '1') + '\n')
   const calls: string[][] = [], out: string[] = [], err: string[] = []
   let created: readonly string[] = []
   /** An honest runtime: inspect shows exactly what create asked for. */
