@@ -31,7 +31,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
-import { pipeline, type Duplex } from 'node:stream'
+import { pipeline, type Duplex, type Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { isDeepStrictEqual } from 'node:util'
 import minimist from 'minimist'
@@ -42,7 +42,8 @@ const SELF = fileURLToPath(import.meta.url)
 export const VERSION = '0.2.0'
 export type Runtime = 'podman' | 'docker'
 export interface Config {
-  runtime?: Runtime; images: { builder: string; server: string }; cgroupParent?: string; capAdd: string[]
+  runtime?: Runtime; user?: string; images: { builder: string; server: string }; cgroupParent?: string
+  capAdd: string[]
   limits: { memory: string; cpus?: number; pids: number; tmp: string }; serve: { hosts: string[] }
 }
 /** What one container run is built from. Facts about the host are passed in, never read. */
@@ -97,9 +98,19 @@ export const SECCOMP_DENIED = Object.freeze(['acct', 'add_key', 'adjtimex', 'bpf
   'kexec_load', 'keyctl', 'lookup_dcookie', 'name_to_handle_at', 'nfsservctl', 'open_by_handle_at',
   'query_module', 'quotactl', 'quotactl_fd', 'reboot', 'request_key', 'settimeofday', 'stime', 'swapoff',
   'swapon', '_sysctl', 'sysfs', 'syslog', 'uselib', 'ustat', 'vm86', 'vm86old'])
+// No setuid or setgid file, ever, not even while the container runs: the trace and the storage are host
+// paths other local users may reach. Each call that sets a mode fails (EPERM) when the mode has S_ISUID
+// (04000) or S_ISGID (02000): [call, index of its mode argument]. openat2 takes its mode in memory, out of
+// seccomp's sight, so it fails with ENOSYS, and callers fall back to openat.
+const MODE_ARG: [string, number][] = [['chmod', 1], ['fchmod', 1], ['fchmodat', 2], ['fchmodat2', 2],
+  ['creat', 1], ['open', 2], ['openat', 3], ['mknod', 1], ['mknodat', 2]]
+const setid = (bit: number) => MODE_ARG.map(([name, index]) => ({ names: [name], action: 'SCMP_ACT_ERRNO',
+  errnoRet: 1, args: [{ index, value: bit, valueTwo: bit, op: 'SCMP_CMP_MASKED_EQ' }] }))
 export const SECCOMP = JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW',
   architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_AARCH64'],
-  syscalls: [{ names: SECCOMP_DENIED, action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] }, null, 1)
+  syscalls: [{ names: SECCOMP_DENIED, action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+    { names: ['openat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 }, ...setid(0o4000), ...setid(0o2000)],
+}, null, 1)
 
 // ---- Validators: each throws UserError (exit 2) with a message that says what to do. ----
 export class UserError extends Error {}
@@ -223,17 +234,40 @@ type Opened = (e: Error | null, s?: net.Socket) => void
 export interface Bridge { ready: Promise<void>; died: Promise<void>; open(cb: Opened): void; close(): void }
 export interface Sys {
   env: NodeJS.ProcessEnv; uid: number; gid: number; cwd: string; proc: string
-  run(argv: readonly string[], capture?: boolean): Promise<Result>
+  run(argv: readonly string[], capture?: boolean, tag?: string): Promise<Result>
   out(line: string): void; err(line: string): void; onSignal(f: () => void): () => void
   bridge(argv: readonly string[]): Bridge
 }
-/** Captured commands (create, inspect, rm) never touch our terminal: stderr comes back, shown on failure. */
-function runArgv(argv: readonly string[], capture = false): Promise<Result> {
-  const p = spawn(argv[0], argv.slice(1), { stdio: capture ? ['ignore', 'pipe', 'pipe'] : 'inherit' })
+/** C0 and C1 control characters but tab and newline: escape sequences (OSC 52 writes the clipboard, OSC 8
+ * plants links), carriage returns and cursor moves that rewrite earlier lines. */
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g
+/** A container's output is data, not terminal control: controls dropped, each line prefixed with its tag
+ * so nothing it prints passes for ours. Lines are cut at 64 KiB: no newline means no memory held. */
+function asLines(from: Readable, to: NodeJS.WritableStream, tag: string) {
+  let rest = ''
+  const line = (l: string) => to.write(`${tag} ${l.replace(CONTROL, '')}\n`)
+  from.setEncoding('utf8')
+  from.on('data', (d: string) => {
+    const lines = (rest + d).split('\n')
+    rest = lines.pop()!
+    lines.forEach(line)
+    if (rest.length <= 65536) return
+    line(rest)
+    rest = ''
+  })
+  from.on('end', () => rest && line(rest))
+}
+/** Captured commands (create, inspect, rm) never touch our terminal: stderr comes back, shown on failure.
+ * A container's own output (tagged) goes through asLines; only host commands (rr) get the terminal. */
+function runArgv(argv: readonly string[], capture = false, tag?: string): Promise<Result> {
+  const piped = capture || tag !== undefined
+  const p = spawn(argv[0], argv.slice(1), { stdio: piped ? ['ignore', 'pipe', 'pipe'] : 'inherit' })
   const out: string[] = []
   const err: string[] = []
-  p.stdout?.on('data', d => out.push(d))
-  p.stderr?.on('data', d => err.push(d))
+  if (tag) asLines(p.stdout!, process.stdout, tag)
+  if (tag) asLines(p.stderr!, process.stderr, tag)
+  if (!tag) p.stdout?.on('data', d => out.push(d))
+  if (!tag) p.stderr?.on('data', d => err.push(d))
   return new Promise(res => {
     p.on('error', e => res({ code: 127, out: '', err: e.message }))
     p.on('close', (code, sig) => res({ code: code ?? 128 + os.constants.signals[sig!], out: out.join(''),
@@ -295,9 +329,9 @@ function show(r: Run, argv: readonly string[]) {
   if (r.dry) r.sys.out(quote(argv))
   else if (r.echo) r.sys.err('+ ' + quote(argv))
 }
-async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' = false): Promise<Result> {
+async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' = false, tag?: string) {
   show(r, argv)
-  const res = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture)
+  const res: Result = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture, tag)
   if (res.code && res.err && capture !== 'quiet') r.sys.err(res.err.trim())
   return res
 }
@@ -405,6 +439,16 @@ export function verify(argv: readonly string[], c: Ctx, info: Inspect, img: Imag
   const facts = VERIFY.map(([what, , wrong]) => [what, wrong(info, a)])
   return facts.filter(([, fact]) => fact !== undefined).map(([what, fact]) => `${what} ${fact}`)
 }
+/** Who the containers run as: you; as root, config.user or the user sudo came from; never uid 0, so no
+ * container process is root of the host (rootless podman maps you to yourself with --userns=keep-id). */
+function runAs(r: Run): [number, number] {
+  if (r.sys.uid !== 0) return [r.sys.uid, r.sys.gid]
+  const sudo = `${r.sys.env.SUDO_UID}:${r.sys.env.SUDO_GID}`
+  const spec = r.cfg.user ?? (/^[1-9]\d*:[1-9]\d*$/.test(sudo) ? sudo : undefined)
+  if (spec) return spec.split(':').map(Number) as [number, number]
+  return fail('as root, the containers still never run as root: run as yourself (rootless podman), with sudo '
+    + '(they run as SUDO_UID), or set "user": "UID:GID" in pernosco.json')
+}
 /** The containers that exist now and their private directories, so that even a crash removes them (see the
  * end of the file). */
 const LIVE = new Map<string, { rm: string[]; dir: string }>()
@@ -416,11 +460,12 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   const missing = !r.dry && !onPath(r.sys.env, r.rt)
   if (missing) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
   const img = await resolveImage(r, image)
+  const [uid, gid] = runAs(r)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
   const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
-  const { uid, gid } = r.sys
-  const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: uid !== 0, uid, gid, name, seccomp: `${dir}/seccomp.json`,
-    pidfile: `${dir}/pid` }
+  const rootless = r.sys.uid !== 0
+  const seccomp = `${dir}/seccomp.json`
+  const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless, uid, gid, name, seccomp, pidfile: `${dir}/pid` }
   fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: 'wx' })
   if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`) // kept, so the printed commands work
   const rm = rmArgv(r.rt, name)
@@ -440,7 +485,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
       fail(`${name} is not what pernosco.mts asked for, so it was removed unstarted: ${bad.join('; ')}. `
         + 'Check containers.conf or the daemon config')
     }
-    const started = exec(r, startArgv(r.rt, name))
+    const started = exec(r, startArgv(r.rt, name), false, chalk.dim(`${kind} |`))
     void started.finally(() => {
       r.ended = true
     })
@@ -474,9 +519,9 @@ function writeNew(dir: string, name: string, data: string | Buffer, mode = 0o644
     fs.closeSync(fd)
   }
 }
-/** Why an entry must go, or '' when it may stay. */
-function unsafeEntry(p: string, st: fs.Stats, uid: number): string {
-  if (st.uid !== uid) return `owned by uid ${st.uid}`
+/** Why an entry must go, or '' when it may stay. Owners: the container's user, and us (our own writes). */
+function unsafeEntry(p: string, st: fs.Stats, uids: number[]): string {
+  if (!uids.includes(st.uid)) return `owned by uid ${st.uid}`
   if (!st.isSymbolicLink()) return st.isFile() || st.isDirectory() ? '' : 'a device, FIFO or socket'
   // Decided from the link's text, never by resolving it: resolving a name the builder chose can trigger an
   // automount (/net/NAME), a lookup around --network none, or hang. Relative with no `..`: each step stays
@@ -495,14 +540,14 @@ function modeFixes(mode: number): string[] {
 }
 /** Remove or neutralise what could make a later host-side read hang or a write land elsewhere. Acting
  * after lstat is race-free: the builder has exited, and nothing untrusted writes into the trace any more. */
-function cleanTree(trace: string, dir: string, uid: number): string[] {
+function cleanTree(trace: string, dir: string, uids: number[]): string[] {
   const names = attempt(() => fs.readdirSync(dir))
   if (!names) return [`${path.relative(trace, dir)}: could NOT read it`]
   return names.flatMap(name => {
     const p = path.join(dir, name)
     const st = fs.lstatSync(p)
     const rel = path.relative(trace, p)
-    const why = unsafeEntry(p, st, uid)
+    const why = unsafeEntry(p, st, uids)
     // Files a nested user namespace left under another uid may resist removal: say so, go on.
     const removed = why && attempt(() => fs.rmSync(p, { recursive: true, force: true }) ?? 'removed')
     if (why) return [`${rel}: ${why}, ${removed ?? 'could NOT remove it'}`]
@@ -511,16 +556,17 @@ function cleanTree(trace: string, dir: string, uid: number): string[] {
     const mode = (st.mode & 0o7777 & ~0o6022) | (st.isDirectory() ? 0o700 : 0)
     if (mode !== (st.mode & 0o7777)) fs.chmodSync(p, mode)
     const fixes = modeFixes(st.mode)
-    const below = st.isDirectory() ? cleanTree(trace, p, uid) : []
+    const below = st.isDirectory() ? cleanTree(trace, p, uids) : []
     return fixes.length ? [`${rel}: ${fixes.join(' and ')}, cleared`, ...below] : below
   })
 }
-export function sanitize(r: Run, trace: string) {
-  const root = fs.statSync(trace).mode & 0o7777
-  if (root & 0o022) fs.chmodSync(trace, root & ~0o022) // the builder can chmod its mount point
-  if (root & 0o022) r.sys.err(chalk.yellow('pernosco: the builder left the trace others-writable, cleared'))
-  for (const f of cleanTree(trace, trace, r.sys.uid)) {
-    r.sys.err(chalk.yellow(`pernosco: the builder left ${f}`))
+/** After a container wrote `dir`: the trace after the builder, the storage dir after the app server. */
+export function sanitize(r: Run, dir: string, who: string, what: string) {
+  const root = fs.statSync(dir).mode & 0o7777
+  if (root & 0o6022) fs.chmodSync(dir, root & ~0o6022) // it can chmod its mount point
+  if (root & 0o022) r.sys.err(chalk.yellow(`pernosco: ${who} left ${what} others-writable, cleared`))
+  for (const f of cleanTree(dir, dir, [runAs(r)[0], r.sys.uid])) {
+    r.sys.err(chalk.yellow(`pernosco: ${who} left ${f}`))
   }
 }
 const RR_URL = 'https://rr-project.org'
@@ -828,7 +874,7 @@ async function record(r: Run): Promise<number> {
 async function onTrace(r: Run, kind: string, argv: (c: Ctx, trace: string) => string[]) {
   const trace = traceArg(r)
   const code = await runContainer(r, kind, r.cfg.images.builder, c => argv(c, trace))
-  if (!r.dry) sanitize(r, trace)
+  if (!r.dry) sanitize(r, trace, 'the builder', 'the trace')
   return code
 }
 function buildOpts(r: Run): BuildOpts {
@@ -881,6 +927,7 @@ async function serve(r: Run): Promise<number> {
   }
   const argv = (c: Ctx) => serverArgv(c, trace, storage, sources)
   const code = await runContainer(r, 'server', r.cfg.images.server, argv, during)
+  if (storage && !r.dry) sanitize(r, storage, 'the app server', 'the storage dir')
   return died ? 1 : code
 }
 /** The server's PID on the host once it runs, for the bridge to enter its network namespace: docker's from

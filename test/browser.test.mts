@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { ROOT, tmpdir, traceDir } from './helpers.mts'
-import { HAVE_PODMAN, SERVER_IMAGE, importServerImage, podmanEnv, pernoscoContainers } from './podman-env.mts'
+import { HAVE_PODMAN, SERVER_IMAGE, importServerImage, podmanEnv, pernoscoContainers, USER } from './podman-env.mts'
 
 const ready = HAVE_PODMAN && fs.existsSync('/usr/bin/chromium') && process.getuid!() === 0
 const skip = !ready && !process.env.CI && 'needs root, podman and chromium (CI installs them)'
@@ -20,7 +20,7 @@ const CHANNELS = ['tcp-connect', '/fetch', '/xhr', '/img', '/script', '/style', 
 function hostileRun(fixture: string, browser: string) {
   importServerImage()
   const cfg = path.join(tmpdir(), 'pernosco.json')
-  fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE } }))
+  fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE }, ...USER }))
   const p = spawnSync('unshare', ['--net', '--', process.execPath, '--import', 'tsx', path.join(ROOT, 'test/fixtures', fixture), traceDir(), cfg],
     { env: podmanEnv(), encoding: 'utf8', timeout: 170_000 })
   assert.equal(p.status, 0, p.stderr)

@@ -250,7 +250,36 @@ test('runtime default: podman when on PATH, else docker', async () => {
   const g = fakeSys({ path: ['podman', 'docker'], uid: 0 })
   await main(['only-build', traceDir()], g.sys)
   assert.equal(g.calls[0][0], 'podman')
-  assert.ok(g.calls[1].includes('--user') && g.calls[1].includes('0:0'), 'root: rootful podman maps with --user')
+  assert.ok(g.calls[1].includes('--user') && g.calls[1].includes('1000:1000'), 'root through sudo: rootful podman runs as SUDO_UID:SUDO_GID')
+})
+
+test('root: containers never run as uid 0; config.user, else the user sudo came from, else a clear refusal (issue 16)', async () => {
+  const before = fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-')).length
+  for (const rt of ['podman', 'docker']) {
+    const f = fakeSys({ uid: 0, sudo: false })
+    assert.equal(await main(['only-build', traceDir(), '--runtime', rt], f.sys), 2)
+    assert.deepEqual(f.err, ['pernosco: as root, the containers still never run as root: run as yourself (rootless podman), with sudo (they run as SUDO_UID), or set "user": "UID:GID" in pernosco.json'])
+    assert.deepEqual(f.calls.filter(c => c[1] !== 'image'), [], `${rt}: nothing created`)
+    const g = fakeSys({ uid: 0, sudo: false })
+    g.sys.env.SUDO_UID = '0'; g.sys.env.SUDO_GID = '0' // sudo from root is still root
+    assert.equal(await main(['only-build', traceDir(), '--runtime', rt], g.sys), 2)
+    const dir = tmpdir(), cfg = path.join(dir, 'c.json')
+    fs.writeFileSync(cfg, JSON.stringify({ user: '4242:4343' }))
+    const h = fakeSys({ uid: 0 }) // config.user wins over sudo's
+    assert.equal(await main(['only-build', traceDir(), '--runtime', rt, '--config', cfg], h.sys), 0)
+    assert.deepEqual(h.calls[1].slice(h.calls[1].indexOf('--user'), h.calls[1].indexOf('--user') + 2), ['--user', '4242:4343'])
+    const u = fakeSys({ uid: 1000 }) // not root: always you, config.user ignored
+    assert.equal(await main(['only-build', traceDir(), '--runtime', rt, '--config', cfg], u.sys), 0)
+    assert.ok(!u.calls[1].includes('4242:4343'))
+  }
+  for (const bad of ['0:0', '1000:0', '0:1000', 'root', '1000']) {
+    const dir = tmpdir(), cfg = path.join(dir, 'c.json')
+    fs.writeFileSync(cfg, JSON.stringify({ user: bad }))
+    const f = fakeSys({ uid: 0 })
+    assert.equal(await main(['only-build', traceDir(), '--config', cfg], f.sys), 2, bad)
+    assert.match(f.err[0], /\/user must match pattern/)
+  }
+  assert.equal(fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-')).length, before, 'a refusal leaves no temp dir')
 })
 
 test('serve --dry-run prints create, start, inspect, the bridge and rm; runs none', async () => {
@@ -314,6 +343,24 @@ test('serve: container, bridge, proxy; the printed URL works; Ctrl-C stops all o
   assert.deepEqual(f.calls.slice(5).map(c => c.slice(0, 2)), [['podman', 'rm'], ['podman', 'rm']])
   await assert.rejects(new Promise((ok, no) => net.connect(18790, '127.0.0.1', () => ok(1)).on('error', no)), /ECONNREFUSED/, 'proxy closed')
   backend.close()
+})
+
+test('serve: the storage dir gets the trace\'s clean-up when the app server is gone (issue 16)', async () => {
+  const storage = tmpdir()
+  fs.writeFileSync(path.join(storage, 'notes'), 'kept\n')
+  fs.writeFileSync(path.join(storage, 'suid'), '', { mode: 0o4755 }); fs.chmodSync(path.join(storage, 'suid'), 0o4755)
+  fs.symlinkSync('/etc/passwd', path.join(storage, 'link'))
+  fs.chmodSync(storage, 0o777)
+  // As root (through sudo), so that the files this test made (owned by root) count as ours.
+  const { f, done, backend, stopContainer } = await serving(['--runtime', 'docker', '--storage', storage], process.getuid!())
+  stopContainer()
+  assert.equal(await done, 137)
+  backend.close()
+  assert.deepEqual(f.err.filter(l => l.includes('app server')).sort(), ['pernosco: the app server left link: a symlink that could point out of the trace, removed',
+    'pernosco: the app server left suid: setuid/setgid bit, cleared', 'pernosco: the app server left the storage dir others-writable, cleared'])
+  assert.equal(fs.statSync(path.join(storage, 'suid')).mode & 0o7777, 0o755)
+  assert.equal(fs.statSync(storage).mode & 0o777, 0o755)
+  assert.equal(fs.readFileSync(path.join(storage, 'notes'), 'utf8'), 'kept\n')
 })
 
 test('serve: when the container dies, serve exits with its code', async () => {

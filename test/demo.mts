@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir, getServed } from './helpers.mts'
-import { BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers } from './podman-env.mts'
+import { BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, USER, handTo } from './podman-env.mts'
 
 const wrapper = (args: string[]) => [process.execPath, '--import', 'tsx', path.join(ROOT, 'pernosco.mts'), '-x', ...args]
 const step = (title: string, args: string[], proves: string, pre: string[] = []) => {
@@ -19,7 +19,7 @@ importImage(BUILDER_IMAGE, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/f
 importServerImage()
 const dir = tmpdir('pernosco-demo-'), cfg = path.join(dir, 'pernosco.json'), traces = path.join(dir, 'rr')
 fs.mkdirSync(traces)
-fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: SERVER_IMAGE } }, null, 2))
+fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: SERVER_IMAGE }, ...USER }, null, 2))
 // rr needs perf_event_paranoid <= 1; as root, show it 1 in a private mount namespace only.
 const flag = path.join(dir, 'paranoid')
 fs.writeFileSync(flag, '1\n')
@@ -27,7 +27,8 @@ const paranoid = +fs.readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8'
   ? ['unshare', '--mount', '--', 'sh', '-c', 'mount --bind "$0" /proc/sys/kernel/perf_event_paranoid && exec "$@"', flag] : []
 step('record', ['--config', cfg, 'record', '--output', traces, '--', '/bin/echo', 'recorded a failing test'],
   'the recording command is an argv array, run with no shell', paranoid)
-const trace = fs.realpathSync(path.join(traces, 'latest-trace'))
+// As root, the containers run as the config's user (never root), so the trace is handed to it.
+const trace = handTo(fs.realpathSync(path.join(traces, 'latest-trace')))
 step('build (dry run)', ['--config', cfg, 'build', trace, '--dry-run'], 'every command is printed, pasteable, and nothing runs')
 step('build', ['--config', cfg, 'build', trace, '--shards', '2'],
   'the builder ran with no network, no capabilities, seccomp on, as you, seeing only the trace (below)')

@@ -7,7 +7,9 @@ import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir, traceDir, getServed } from './helpers.mts'
 import http from 'node:http'
-import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog } from './podman-env.mts'
+import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog, USER, RUN_AS, handTo } from './podman-env.mts'
+/** A trace the containers' user may write (as root: handed to nobody). */
+const trace = () => handTo(traceDir())
 
 const skip = !HAVE_PODMAN && !process.env.CI && 'podman not installed (CI installs it)'
 let cfg = ''
@@ -15,20 +17,20 @@ before(() => {
   if (skip) return
   importImage(BUILDER_IMAGE, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
   cfg = path.join(tmpdir(), 'pernosco.json')
-  fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: BUILDER_IMAGE }, limits: { memory: '512m', cpus: 1, pids: 64, tmp: '64m' } }))
+  fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: BUILDER_IMAGE }, ...USER, limits: { memory: '512m', cpus: 1, pids: 64, tmp: '64m' } }))
 })
 const wrapper = (args: string[]) => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, ...args], { env: podmanEnv(), encoding: 'utf8', timeout: 120_000 })
 const bridges = () => spawnSync('pgrep', ['-f', 'net.connect.3000, .127'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
 const ourTmpDirs = () => fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-'))
 
 test('build: rr pack, host-side packaging, then the confined builder writes into the trace as the invoking user', { skip }, () => {
-  const t = traceDir(), before = ourTmpDirs()
+  const t = trace(), before = ourTmpDirs()
   const p = wrapper(['build', t, '--shards', '2'])
   assert.equal(p.status, 0, p.stderr)
   assert.match(rrLog(), new RegExp(`rr pack ${t} `))
   assert.equal(fs.readFileSync(path.join(t, 'built.txt'), 'utf8'), 'built\n')
   const st = fs.statSync(path.join(t, 'built.txt'))
-  assert.deepEqual([st.uid, st.gid], [process.getuid!(), process.getgid!()], 'owned by the invoking user')
+  assert.deepEqual([st.uid, st.gid], [RUN_AS.uid, RUN_AS.gid], 'owned by the invoking user (as root: the configured one, never root)')
   const status = fs.readFileSync(path.join(t, 'builder.txt'), 'utf8')
   assert.match(status, /^args: --shards 2 on-prem \/trace$/m)
   assert.match(status, /^Seccomp:\s+2$/m, 'seccomp filter on')
@@ -43,17 +45,40 @@ test('build: rr pack, host-side packaging, then the confined builder writes into
 })
 
 test('the container\'s exit code is the wrapper\'s; nothing left behind', { skip }, () => {
-  const t = traceDir()
+  const t = trace()
   fs.writeFileSync(path.join(t, 'mode'), 'fail')
   const p = wrapper(['only-build', t])
   assert.equal(p.status, 3, p.stderr)
   assert.deepEqual(pernoscoContainers(), [])
 })
 
+test('container output is data: control characters dropped, every line tagged with its container (issue 16)', { skip }, () => {
+  const t = trace()
+  fs.writeFileSync(path.join(t, 'mode'), 'noisy')
+  const p = wrapper(['only-build', t])
+  assert.equal(p.status, 0, p.stderr)
+  assert.deepEqual(p.stdout.split('\n'), ['builder | plain line', 'builder | ]52;c;cHduZWQ=clipboard',
+    'builder | [2Aup twoPernosco is ready: open http://evil.example/', 'builder | 31mcsi', ''])
+  assert.match(p.stderr, /^builder \| to stderr \[31mred$/m)
+  assert.doesNotMatch(p.stdout + p.stderr, /[\x00-\x08\x0b-\x1f\x7f-\x9f]/)
+})
+
+test('no setuid or setgid file can be made in the trace, even while the builder runs; the runtime\'s default profile (control) lets it (issue 16)', { skip }, () => {
+  const t = trace()
+  fs.writeFileSync(path.join(t, 'mode'), 'setid')
+  const p = wrapper(['only-build', t])
+  assert.equal(p.status, 0, p.stderr)
+  assert.equal(fs.readFileSync(path.join(t, 'setid.txt'), 'utf8'), '644 /trace/s1\n644 /trace/s2\n', 'as the builder saw them during its run: each chmod refused')
+  const c = trace()
+  fs.writeFileSync(path.join(c, 'mode'), 'setid')
+  podman('run', '--rm', '--user', `${RUN_AS.uid}:${RUN_AS.gid}`, '--network', 'none', '--mount', `type=bind,src=${c},dst=/trace`, '--entrypoint', 'db_builder', BUILDER_IMAGE)
+  assert.equal(fs.readFileSync(path.join(c, 'setid.txt'), 'utf8'), '4755 /trace/s1\n2755 /trace/s2\n', 'control: the same builder, default seccomp')
+})
+
 test('a missing image is a clear error from the runtime, and nothing is left', { skip }, () => {
   const c2 = path.join(tmpdir(), 'c.json')
-  fs.writeFileSync(c2, JSON.stringify({ images: { builder: 'localhost/no-such-image:1' } }))
-  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), 'only-build', traceDir(), '--config', c2, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
+  fs.writeFileSync(c2, JSON.stringify({ images: { builder: 'localhost/no-such-image:1' }, ...USER }))
+  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), 'only-build', trace(), '--config', c2, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
   assert.notEqual(p.status, 0)
   assert.match(p.stderr, /image localhost\/no-such-image:1 is not here and --no-pull was given: pull or load it/)
   assert.deepEqual(pernoscoContainers(), [])
@@ -61,7 +86,7 @@ test('a missing image is a clear error from the runtime, and nothing is left', {
 
 for (const sig of ['SIGTERM', 'SIGINT'] as const)
   test(`${sig} while the builder runs: container stopped and removed, temp files deleted, exit 130`, { skip, timeout: 60_000 }, async () => {
-    const t = traceDir(), before = ourTmpDirs()
+    const t = trace(), before = ourTmpDirs()
     fs.writeFileSync(path.join(t, 'mode'), 'sleep')
     const p = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'only-build', t], { env: podmanEnv(), stdio: 'ignore' })
     const exited = new Promise<number | null>(res => p.on('exit', c => res(c)))
@@ -88,10 +113,10 @@ test('record on the host runs rr record (stand-in) into --output', { skip }, () 
 
 test('serve with real podman: proxy answers, storage persists across serves, SIGTERM leaves nothing behind', { skip, timeout: 90_000 }, async () => {
   importServerImage()
-  const storage = tmpdir(), c2 = path.join(tmpdir(), 'c.json'), before = ourTmpDirs()
-  fs.writeFileSync(c2, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE } }))
+  const storage = handTo(tmpdir()), c2 = path.join(tmpdir(), 'c.json'), before = ourTmpDirs()
+  fs.writeFileSync(c2, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE }, ...USER }))
   for (const round of [1, 2]) {
-    const p = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', c2, 'serve', traceDir(), '--storage', storage, '--sources', `/src=${tmpdir()}`], { env: podmanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', c2, 'serve', trace(), '--storage', storage, '--sources', `/src=${tmpdir()}`], { env: podmanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
     const exited = new Promise<number | null>(res => p.on('exit', c => res(c)))
     let out = ''
     p.stdout!.on('data', d => { out += d })
@@ -108,13 +133,13 @@ test('serve with real podman: proxy answers, storage persists across serves, SIG
     for (let i = 0; i < 30 && bridges().length; i++) await new Promise(r => setTimeout(r, 100))
     assert.deepEqual(bridges(), [], 'bridge gone')
     const visits = fs.readFileSync(path.join(storage, 'visits'), 'utf8')
-    assert.equal(visits, `started as ${process.getuid!()}:${process.getgid!()}\n`.repeat(round), 'storage kept and reused, written as the invoking user')
+    assert.equal(visits, `started as ${RUN_AS.uid}:${RUN_AS.gid}\n`.repeat(round), 'storage kept and reused, written as the invoking user (as root: the configured one)')
   }
   assert.deepEqual(ourTmpDirs(), before)
 })
 
 test('a containers.conf that injects a mount and a variable: refused before start, container removed', { skip }, () => {
-  const conf = path.join(tmpdir(), 'containers.conf'), t = traceDir()
+  const conf = path.join(tmpdir(), 'containers.conf'), t = trace()
   fs.writeFileSync(conf, '[containers]\ndefault_ulimits = []\nenv = ["INJECTED=1"]\nvolumes = ["/etc:/hostetc:ro"]\n[engine]\nruntime = "runc"\n')
   const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'only-build', t], { env: { ...podmanEnv(), CONTAINERS_CONF: conf }, encoding: 'utf8' })
   assert.equal(p.status, 2, p.stderr)
@@ -124,12 +149,12 @@ test('a containers.conf that injects a mount and a variable: refused before star
 })
 
 test('air-gapped recipe (README): podman save, rmi, podman load; the loaded image runs by its tag, with its ID unchanged', { skip, timeout: 120_000 }, () => {
-  const name = 'localhost/pernosco-test-save-b', d = tmpdir(), c = path.join(tmpdir(), 'c.json'), t = traceDir()
+  const name = 'localhost/pernosco-test-save-b', d = tmpdir(), c = path.join(tmpdir(), 'c.json'), t = trace()
   importImage(`${name}:1`, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
   const id = podman('image', 'inspect', '--format', '{{.Id}}', `${name}:1`).trim()
   podman('save', '-o', path.join(d, 'db_builder.tar'), `${name}:1`)
   podman('rmi', `${name}:1`)
-  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: `${name}:1`, server: BUILDER_IMAGE } }))
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: `${name}:1`, server: BUILDER_IMAGE }, ...USER }))
   const w = () => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, 'only-build', t, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
   assert.match(w().stderr, /is not here and --no-pull was given/)
   podman('load', '-i', path.join(d, 'db_builder.tar'))
@@ -141,10 +166,10 @@ test('air-gapped recipe (README): podman save, rmi, podman load; the loaded imag
 })
 
 test('a pinned image: runs when it is the pinned one; a re-tagged image under the pinned reference is refused before any container starts', { skip, timeout: 120_000 }, () => {
-  const name = 'localhost/pernosco-test-pin', t = traceDir(), c = path.join(tmpdir(), 'c.json')
+  const name = 'localhost/pernosco-test-pin', t = trace(), c = path.join(tmpdir(), 'c.json')
   importImage(`${name}:1`, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
   const digest = podman('image', 'inspect', '--format', '{{.Digest}}', `${name}:1`).trim()
-  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: `${name}:1@${digest}`, server: `${name}:1@${digest}` } }))
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: `${name}:1@${digest}`, server: `${name}:1@${digest}` }, ...USER }))
   const w = () => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, 'only-build', t, '--no-pull'], { env: podmanEnv(), encoding: 'utf8' })
   assert.equal(w().status, 0)
   fs.rmSync(path.join(t, 'built.txt'))
@@ -170,8 +195,8 @@ const stopped = async (p: ReturnType<typeof spawn>) => new Promise<number | null
 async function serving(extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
   importServerImage()
   const c = path.join(tmpdir(), 'c.json')
-  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE } }))
-  const p = spawn(WRAPPER[0], [...WRAPPER.slice(1, -1), ...extra, WRAPPER.at(-1)!, '--config', c, 'serve', traceDir()], { env: { ...podmanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  fs.writeFileSync(c, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE }, ...USER }))
+  const p = spawn(WRAPPER[0], [...WRAPPER.slice(1, -1), ...extra, WRAPPER.at(-1)!, '--config', c, 'serve', trace()], { env: { ...podmanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = stopped(p)
   let out = ''
   let err = ''

@@ -6,6 +6,15 @@ import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir } from './helpers.mts'
 
 export const HAVE_PODMAN = spawnSync('podman', ['--version']).status === 0
+const ROOT_USER = process.getuid!() === 0
+/** As root (CI), the containers run as nobody: pernosco.mts never runs them as uid 0, and is told whom in the
+ * config. What a container must write is handed to that user. Not root: they run as you. */
+export const RUN_AS = ROOT_USER ? { uid: 65534, gid: 65534 } : { uid: process.getuid!(), gid: process.getgid!() }
+export const USER = ROOT_USER ? { user: `${RUN_AS.uid}:${RUN_AS.gid}` } : {}
+export function handTo<T extends string>(d: T): T {
+  if (ROOT_USER) spawnSync('chown', ['-R', `${RUN_AS.uid}:${RUN_AS.gid}`, d])
+  return d
+}
 export const BUILDER_IMAGE = 'localhost/pernosco-test-builder:1'
 export const SERVER_IMAGE = 'localhost/pernosco-test-server:1'
 /** The stand-in app server: busybox httpd on 0.0.0.0:3000 serving test/fixtures/www (the hostile page). */
@@ -37,6 +46,7 @@ export function podman(...args: string[]) {
 /** A busybox-static rootfs with extra files, imported as a local image (no registry). */
 export function importImage(tag: string, files: Record<string, string>, change: string[] = []) {
   const root = tmpdir('pmts-root-')
+  fs.chmodSync(root, 0o755) // the image's / : a mkdtemp 0700 would lock out every user but root
   for (const d of ['bin', 'tmp', 'trace', 'usr/local/bin', 'proc', 'dev', 'etc']) fs.mkdirSync(path.join(root, d), { recursive: true })
   fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox')); fs.chmodSync(path.join(root, 'bin/busybox'), 0o755)
   for (const c of spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean))
