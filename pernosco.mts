@@ -11,10 +11,11 @@
 //    read-only and its storage dir read-write; nothing else of the host;
 //  - neither container has any network (`--network none`): no DNS, no gateway, no host port;
 //  - no capabilities, no-new-privileges, a seccomp denylist, read-only root, pids/memory/cpu limits,
-//    your own uid (never root of the host for a rootless run), a minimal environment;
-//  - host-side writes into the trace never follow a symlink the builder may have planted;
-//  - the browser reaches the server only through our proxy on loopback, which forces a same-origin
-//    CSP and no-store on every response, under a host name of its own per serve.
+//    your own uid and never the host's root, no setuid or setgid file, a minimal environment;
+//  - host-side writes into the trace never follow a symlink the builder may have planted, nor resolve one;
+//  - the browser reaches the server only through our proxy on loopback (IPv4 and IPv6), which forces a
+//    same-origin CSP and no-store on every response, node's own included, under a name of its own per serve;
+//  - what the containers print reaches the terminal as tagged data, never as control sequences.
 // Residual risks (SECURITY.md): kernel bugs reachable through the syscalls a debugger needs (ptrace,
 // unshare, mount in a user namespace, userfaultfd, perf_event_open); AppArmor is off for these
 // containers; CPU and memory side channels; what you choose to mount.
@@ -509,11 +510,13 @@ function entry(dir: string, name: string): fs.Stats | undefined {
   if (st?.isSymbolicLink()) fail(`trace: ${path.join(dir, name)} is a symlink; refusing to write through it`)
   return st
 }
-/** Create a new file under dir with O_EXCL|O_NOFOLLOW: it can never land anywhere else. */
-function writeNew(dir: string, name: string, data: string | Buffer, mode = 0o644) {
+/** Create a new file under dir with O_EXCL|O_NOFOLLOW: it can never land anywhere else. As root, it is
+ * given to the containers' user like the rest of the trace, so the trace's owner can remove it. */
+function writeNew(dir: string, name: string, data: string | Buffer, mode: number, owner?: number[]) {
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants
   const fd = fs.openSync(path.join(dir, name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
   try {
+    if (owner) fs.fchownSync(fd, owner[0], owner[1])
     fs.writeFileSync(fd, data)
   } finally {
     fs.closeSync(fd)
@@ -587,11 +590,13 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
   if (r.dry && lib) r.sys.out(`# would copy ${lib} to ${dbg}/libthread_db.so`)
   if (r.dry && !srcSt) r.sys.out(`# would write ${trace}/sources.fallback`)
   if (r.dry) return 0
+  const owner = r.sys.uid === 0 ? attempt(() => runAs(r)) : undefined
   if (lib && !dbgSt) fs.mkdirSync(dbg, { mode: 0o755 })
+  if (lib && !dbgSt && owner) fs.lchownSync(dbg, owner[0], owner[1])
   // Whatever is there (a file, or a directory the builder planted) goes; entry() refused a link.
   if (lib && libSt) fs.rmSync(path.join(dbg, 'libthread_db.so'), { recursive: true })
-  if (lib) writeNew(dbg, 'libthread_db.so', fs.readFileSync(lib), 0o555)
-  if (!srcSt) writeNew(trace, 'sources.fallback', SOURCES_FALLBACK)
+  if (lib) writeNew(dbg, 'libthread_db.so', fs.readFileSync(lib), 0o555, owner)
+  if (!srcSt) writeNew(trace, 'sources.fallback', SOURCES_FALLBACK, 0o644, owner)
   return 0
 }
 

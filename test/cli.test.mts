@@ -189,6 +189,14 @@ test('run through a symlink to the file (~/bin/pernosco), it runs (issue 16: it 
   assert.equal(p.stdout, '0.2.0\n')
 })
 
+test('package-build as root (through sudo): what it writes into the trace is the containers\' user\'s, so that user can remove it', { skip: process.getuid!() !== 0 && 'needs root (chown)' }, async () => {
+  const f = fakeSys({ uid: 0 }), t = traceDir()
+  assert.equal(await main(['package-build', t, '--skip-rr'], f.sys), 0)
+  const owned = (p: string) => { const st = fs.lstatSync(path.join(t, p)); return `${st.uid}:${st.gid}` }
+  assert.equal(owned('sources.fallback'), '1000:1000')
+  if (LIBTHREAD_DB.some(l => fs.existsSync(l))) assert.deepEqual([owned('files.system-debuginfo'), owned('files.system-debuginfo/libthread_db.so')], ['1000:1000', '1000:1000'])
+})
+
 test('rr pack failing stops the build with its code', async () => {
   const f = fakeSys({ answer: a => ({ code: a[0] === 'rr' ? 3 : 0, out: '' }) })
   assert.equal(await main(['build', traceDir()], f.sys), 3)

@@ -21,6 +21,7 @@ test(`hostile containers on ${runtimes.join(', ')}: no leak from build or serve;
   for (const r of rows) console.log(`# ${r.runtime.padEnd(16)} ${r.command.padEnd(8)} ${r.probe.padEnd(48)} ${r.channel.padEnd(11)} ${r.result}`)
   const confined = rows.filter(r => r.command !== 'control'), control = rows.filter(r => r.command === 'control')
   for (const rt of runtimes) for (const c of ['build', 'serve']) assert.ok(confined.some(r => r.runtime === rt && r.command === c && r.probe === 'tcp-outside'), `${rt} ${c} ran`)
+  for (const rt of runtimes) for (const c of ['build', 'serve']) assert.equal(confined.filter(r => r.runtime === rt && r.command === c && r.probe.startsWith('setid-')).length, 10, `${rt} ${c}: the setid probes ran`)
   assert.deepEqual(confined.filter(r => /LEAK|LEFT|NO:|TIMEOUT|NOT READY/.test(r.result)), [], 'no leak, nothing left behind')
   for (const r of confined) {
     if (r.probe === 'fork-storm-reached') assert.match(r.result, /^[1-9]\d*$/, `${r.runtime} ${r.command}: the storm ran`)
@@ -32,6 +33,6 @@ test(`hostile containers on ${runtimes.join(', ')}: no leak from build or serve;
     if (r.probe === 'UI through the proxy') assert.equal(r.result, 'HTTP 200')
   }
   const leaks = control.filter(r => r.result === 'LEAK').map(r => r.probe)
-  for (const p of ['tcp-outside', 'udp-outside', 'tcp-host-loopback', 'abstract-socket', 'dns-resolv', 'secret-env', 'write-root'])
+  for (const p of ['tcp-outside', 'udp-outside', 'tcp-host-loopback', 'abstract-socket', 'dns-resolv', 'secret-env', 'write-root', 'setid-chmod-suid', 'setid-open'])
     assert.ok(leaks.includes(p), `the control detects ${p}`)
 })

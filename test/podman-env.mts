@@ -48,6 +48,7 @@ export function importImage(tag: string, files: Record<string, string>, change: 
   const root = tmpdir('pmts-root-')
   fs.chmodSync(root, 0o755) // the image's / : a mkdtemp 0700 would lock out every user but root
   for (const d of ['bin', 'tmp', 'trace', 'usr/local/bin', 'proc', 'dev', 'etc']) fs.mkdirSync(path.join(root, d), { recursive: true })
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777) // as in real images
   fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox')); fs.chmodSync(path.join(root, 'bin/busybox'), 0o755)
   for (const c of spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean))
     if (c !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', c))

@@ -1,6 +1,6 @@
 /* Setuid and setgid files on the host: every way a process without capabilities can make one in a directory
- * it owns (argv[1]: the trace or the storage). Prints "setid-NAME made" when the file then has S_ISUID or
- * S_ISGID (the host sees the same inode), else "setid-NAME blocked". Run under our seccomp profile, none
+ * it owns (argv[1]: the trace or the storage). Prints, when the file then has S_ISUID or
+ * S_ISGID (the host sees the same inode): "setid-NAME LEAK", else "setid-NAME blocked". Run under our seccomp profile, none
  * may be made; under the runtime's default (the control) chmod must succeed. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -15,7 +15,7 @@ static char p[4096];
 static void report(const char *name) {
   struct stat st;
   int made = stat(p, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID));
-  printf("setid-%s %s\n", name, made ? "made" : "blocked");
+  printf("setid-%s %s\n", name, made ? "LEAK" : "blocked");
   unlink(p);
 }
 static void fresh(const char *name) {
