@@ -209,20 +209,21 @@ export function serverArgv(c: Ctx, trace: string, storage: string | undefined, s
   const pid = c.rt === 'podman' ? ['--pidfile', c.pidfile] : []
   return [c.rt, 'create', ...confinement(c), ...pid, ...mounts, ...env, c.cfg.images.server, ...args]
 }
-/** The bridge: plain node (no loader, so it starts fast) in the server's network namespace only. For
- * each request it connects to port 3000 and passes the socket back over IPC; it never reads the data. */
+/** The bridge: plain node (no loader, so it starts fast) in the server's network namespace only, a
+ * forwarder. It listens on a unix socket by path in our private 0700 directory (never an abstract name:
+ * those belong to the network namespace, where the server could connect to it) and pipes each connection
+ * to port 3000; it never reads the data. It exits when our IPC channel closes: it never outlives us. */
 export const BRIDGE = `const net = require('net')
 process.on('disconnect', () => process.exit(0))
-process.on('message', ({ id }) => {
-  const s = net.connect(3000, '127.0.0.1')
-  s.once('connect', () => process.send({ id }, s))
-  s.once('error', e => process.send({ id, error: e.message }))
-})
-process.send('ready')`
+net.createServer(c => {
+  const s = net.connect(3000, '127.0.0.1').setNoDelay()
+  for (const [a, b] of [[c, s], [s, c]]) a.on('error', () => b.destroy()).on('close', () => b.destroy())
+  c.pipe(s).pipe(c)
+}).listen(process.argv.at(-1), () => process.send('ready'))`
 /** Rootless podman enters the namespace through podman's user namespace. */
-export const bridgeArgv = (rt: Runtime, rootless: boolean, pid: string, node: string) =>
+export const bridgeArgv = (rt: Runtime, rootless: boolean, pid: string, node: string, socket: string) =>
   [...(rt === 'podman' && rootless ? ['podman', 'unshare'] : []), 'nsenter', '--target', pid, '--net',
-    node, '-e', BRIDGE]
+    node, '-e', BRIDGE, socket]
 export const pidArgv = (rt: Runtime, name: string) => [rt, 'inspect', '--format', '{{.State.Pid}}', name]
 export const startArgv = (rt: Runtime, name: string) => [rt, 'start', '--attach', name]
 export const rmArgv = (rt: Runtime, name: string) =>
@@ -230,9 +231,9 @@ export const rmArgv = (rt: Runtime, name: string) =>
 
 // ---- Executors: the only code that spawns; argv arrays, never a shell. ----
 export interface Result { code: number; out: string; err?: string }
-type Opened = (e: Error | null, s?: net.Socket) => void
-/** Opens TCP connections to port 3000 in the server's network namespace; `died` settles when it exits. */
-export interface Bridge { ready: Promise<void>; died: Promise<void>; open(cb: Opened): void; close(): void }
+/** The forwarder to port 3000 in the server's network namespace: `ready` once it listens, `died` when it
+ * exits. */
+export interface Bridge { ready: Promise<void>; died: Promise<void>; close(): void }
 export interface Sys {
   env: NodeJS.ProcessEnv; uid: number; gid: number; cwd: string; proc: string
   run(argv: readonly string[], capture?: boolean, tag?: string): Promise<Result>
@@ -275,37 +276,22 @@ function runArgv(argv: readonly string[], capture = false, tag?: string): Promis
       err: err.join('') }))
   })
 }
-/** The bridge child only connects and hands each socket over its IPC channel (fd passing). */
+/** The bridge child; its IPC channel only says `ready`, and its closing ends the child. */
 function startBridge(argv: readonly string[]): Bridge {
   const env = { ...process.env, NODE_OPTIONS: '' } // BRIDGE is plain JS: no loader
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env })
-  const waiting = new Map<number, Opened>()
-  let next = 0
   const died = new Promise<void>(ok => child.once('exit', () => ok()))
   child.on('error', () => child.kill()) // a spawn or IPC error must not crash serve: `died` ends it
-  child.on('message', (m: { id?: number; error?: string }, s?: net.Socket) => {
-    s?.on('error', () => s.destroy()) // node's HTTP client, its owner, adds a listener of its own
-    // A server that closes at once leaves no socket to pass: that is an error too, never (null, undefined).
-    const e = m.error ?? (s ? undefined : 'the server closed the connection')
-    waiting.get(m.id ?? 0)?.(e === undefined ? null : new Error(e), s)
-    waiting.delete(m.id ?? 0)
-  })
-  void died.then(() => waiting.forEach(cb => cb(new Error('the bridge exited'))))
   const ready = new Promise<void>((ok, no) => {
     child.once('message', () => ok())
     void died.then(() => no(new UserError("the bridge could not enter the server's network namespace: "
       + 'run as root (docker, rootful podman), or use rootless podman; no container network is a fallback')))
   })
-  const open = (cb: Opened) => {
-    if (!child.connected) return cb(new Error('the bridge exited'))
-    waiting.set(++next, cb)
-    child.send({ id: next }, e => e && child.kill())
-  }
   const close = () => {
     if (child.connected) child.disconnect()
     setTimeout(() => child.kill(), 1000).unref()
   }
-  return { ready, died, open, close }
+  return { ready, died, close }
 }
 export const realSys = (): Sys => ({
   env: process.env, uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), proc: '/proc',
@@ -666,7 +652,7 @@ const digest = (s: string) => crypto.createHash('sha256').update(s).digest()
 const sameToken = (given: string | undefined, want: Buffer) =>
   given !== undefined && crypto.timingSafeEqual(digest(given), want)
 export interface ProxyOpts {
-  bridge: Bridge; port: number; token: string; name: string; names: string[]; timeouts?: typeof TIMEOUTS
+  socketPath: string; port: number; token: string; name: string; names: string[]; timeouts?: typeof TIMEOUTS
 }
 /** Listen on two loopback ports (shell, then UI); every request is checked before it may reach the bridge. */
 export async function startProxy(o: ProxyOpts) {
@@ -691,13 +677,10 @@ export async function startProxy(o: ProxyOpts) {
   const SF = forcedHeaders(`default-src 'none'; frame-src ${U}; style-src 'unsafe-inline'; base-uri 'none'; `
     + "form-action 'none'; frame-ancestors 'none'", ` "${U}/*"`)
   const UF = forcedHeaders([...CSP, `frame-ancestors ${S}`].join('; '))
-  // Upstream: node's own HTTP client (llhttp parses every byte the server sends), on keep-alive sockets
-  // that the bridge opens in the server's network namespace; at most 16, further requests wait here.
+  // Upstream: node's own HTTP client (llhttp parses every byte the server sends), on keep-alive sockets to
+  // the bridge's unix socket; at most 16 (node counts each as it opens), further requests wait here.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: t.pooled })
-  const noSocket = (e: Error | null) => e ?? new Error('no socket')
-  // No Nagle delay on them (node sets none on sockets it did not create): small requests go out at once.
-  const fast = (s?: net.Socket) => s?.setNoDelay()
-  agent.createConnection = (_, cb) => void o.bridge.open((e, s) => cb?.(s ? e : noSocket(e), fast(s)!))
+  const upstream = { agent, socketPath: o.socketPath }
   const tunnels = new Set<Duplex>()
   const hostOk = (req: http.IncomingMessage, port: number) =>
     [o.name, ...o.names].some(n => req.headers.host === `${n}:${port}`)
@@ -742,7 +725,7 @@ export async function startProxy(o: ProxyOpts) {
     if (req.headers['sec-fetch-dest'] === 'document') {
       return res.writeHead(302, { ...UF, location: `${S}/` }).end()
     }
-    const out = http.request({ agent, method: req.method, path: req.url, headers: requestHeaders(req) })
+    const out = http.request({ ...upstream, method: req.method, path: req.url, headers: requestHeaders(req) })
     // Counted from the request's arrival (a wait for a socket included) to the answer's head.
     const late = setTimeout(() => {
       deny(res, 504, 'the Pernosco server did not answer in time')
@@ -789,7 +772,7 @@ export async function startProxy(o: ProxyOpts) {
     const early = () => sock.destroy()
     sock.on('data', early).on('end', () => sock.destroy())
     const headers = { ...requestHeaders(req), connection: 'Upgrade', upgrade: 'websocket' }
-    const out = http.request({ agent, method: req.method, path: req.url, headers })
+    const out = http.request({ ...upstream, method: req.method, path: req.url, headers })
     // Until the 101, this socket has no timeout of node's: ours counts from the request's arrival.
     const late = setTimeout(() => {
       refuse(504, 'the Pernosco server did not answer in time')
@@ -904,14 +887,19 @@ async function serve(r: Run): Promise<number> {
   let died = false
   const during: During = async (cname, c) => {
     const pid = await serverPid(r, c)
-    const argv = bridgeArgv(r.rt, c.rootless, pid, process.execPath)
+    const socketPath = path.join(path.dirname(c.pidfile), 'bridge.sock') // in our private 0700 directory
+    const argv = bridgeArgv(r.rt, c.rootless, pid, process.execPath, socketPath)
     show(r, argv)
     if (r.dry || r.ended) return () => {}
     if (!pid) fail('the server container did not start')
     const bridge = r.sys.bridge(argv)
     const token = crypto.randomBytes(32).toString('hex')
     const names = r.cfg.serve.hosts
-    const started = bridge.ready.then(() => startProxy({ bridge, port, token, name, names }))
+    // Rootless, the bridge runs in podman's mount namespace too: its socket must be the one we see.
+    const seen = () => {
+      if (!attempt(() => fs.statSync(socketPath).isSocket())) fail(`the bridge's socket is not visible here`)
+    }
+    const started = bridge.ready.then(seen).then(() => startProxy({ socketPath, port, token, name, names }))
     const proxy = await started.catch(e => {
       bridge.close()
       throw e
@@ -921,7 +909,7 @@ async function serve(r: Run): Promise<number> {
       if (died) r.sys.err(chalk.red('pernosco: the bridge to the server exited; stopping the server'))
       if (died) void r.sys.run(rmArgv(r.rt, cname), true)
     })
-    for (let i = 0; i < 3000 && !r.ended && !await answers(bridge); i++) await sleep(10)
+    for (let i = 0; i < 3000 && !r.ended && !await answers(socketPath); i++) await sleep(10)
     const [a, b] = port ? [port, port + 1] : [8080, 8081]
     const ssh = `ssh -L ${a}:127.0.0.1:${a} -L ${b}:127.0.0.1:${b} THIS-HOST, and serve --tunnel ${a}`
     if (!r.ended) r.sys.out(`Pernosco is ready: open ${proxy.url}\n(from another machine: ${ssh})`)
@@ -958,10 +946,14 @@ async function serverPid(r: Run, c: Ctx): Promise<string> {
   }
   return ''
 }
-const answers = (bridge: Bridge) => new Promise<boolean>(ok => bridge.open((e, s) => {
-  s?.destroy()
-  ok(!e)
-}))
+/** Whether the server answers HTTP through the bridge yet (any status), within a second. */
+const answers = (socketPath: string) => new Promise<boolean>(ok => {
+  const req = http.get({ socketPath, path: '/', agent: false, timeout: 1000 }, res => {
+    res.destroy()
+    ok(true)
+  })
+  req.on('error', () => ok(false)).on('timeout', () => req.destroy())
+})
 /** Where podman (its helper_binaries_dir) and docker look for the init binary that `--init` runs. */
 const INIT = { docker: ['/usr/bin/docker-init', '/usr/libexec/docker/docker-init'],
   podman: ['/usr/libexec', '/usr/lib', '/usr/local/libexec', '/usr/local/lib']

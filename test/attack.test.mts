@@ -4,8 +4,8 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
-import { startProxy, realSys, type Bridge } from '../pernosco.mts'
-import { tcpBridge } from './helpers.mts'
+import { startProxy, realSys } from '../pernosco.mts'
+import { forwarder } from './helpers.mts'
 
 const TOKEN = 'd'.repeat(64)
 const NAME = 'pernosco-attack.localhost'
@@ -47,7 +47,7 @@ before(async () => {
   })
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
   const port = (backend.address() as net.AddressInfo).port
-  proxy = await startProxy({ bridge: tcpBridge(port), port: 0, token: TOKEN, name: NAME, names: [] })
+  proxy = await startProxy({ socketPath: forwarder(port), port: 0, token: TOKEN, name: NAME, names: [] })
 })
 after(() => {
   proxy.close()
@@ -144,8 +144,8 @@ test('finding 8: a server that answers `Connection: close` or HTTP/1.0 and close
 
 test('finding 9: requests abandoned before the bridge answers free their upstream sockets', async () => {
   const port = (backend.address() as net.AddressInfo).port
-  const slow: Bridge = { ...tcpBridge(port), open: cb => setTimeout(() => tcpBridge(port).open(cb), 100) }
-  const p = await startProxy({ bridge: slow, port: 0, token: TOKEN, name: NAME, names: [] })
+  const slow = forwarder(port, { delay: 100 })
+  const p = await startProxy({ socketPath: slow, port: 0, token: TOKEN, name: NAME, names: [] })
   const before = live.size
   const ui = +new URL(p.ui).port
   for (let i = 0; i < 50; i++) {
@@ -160,7 +160,7 @@ test('finding 9: requests abandoned before the bridge answers free their upstrea
 
 test('finding 10: a server that never answers gets a 504 after the upstream timeout; a head over node\'s limit is a 502', async () => {
   const port = (backend.address() as net.AddressInfo).port
-  const p = await startProxy({ bridge: tcpBridge(port), port: 0, token: TOKEN, name: NAME, names: [],
+  const p = await startProxy({ socketPath: forwarder(port), port: 0, token: TOKEN, name: NAME, names: [],
     timeouts: { upstream: 200, pooled: 1000, browser: 5000 } })
   const ui = +new URL(p.ui).port
   const r = await raw(ui, `GET /hang HTTP/1.1\r\nhost: ${NAME}:${ui}\r\ncookie: pernosco-${new URL(p.shell).port}=${TOKEN}\r\nconnection: close\r\n\r\n`)
@@ -172,28 +172,25 @@ test('finding 10: a server that never answers gets a 504 after the upstream time
   assert.equal(huge.headers['cache-control'], 'no-store')
 })
 
-test('finding 10: the bridge child exits: open() reports it, nothing throws, `died` settles', async () => {
+test('finding 10: the bridge child exits: nothing throws, `died` settles; one that never says ready rejects `ready`', async () => {
   const b = realSys().bridge([process.execPath, '-e', 'process.send("ready"); setTimeout(() => process.exit(0), 50)'])
   await b.ready
   await b.died
-  const e = await new Promise<Error | null>(ok => b.open(err => ok(err)))
-  assert.match(String(e), /the bridge exited/)
   b.close()
+  const c = realSys().bridge([process.execPath, '-e', 'process.exit(1)'])
+  await assert.rejects(c.ready, /the bridge could not enter the server's network namespace/)
+  await c.died
 })
 
-test('review: a server that closes at once leaves the bridge no socket to pass: a 502, never a crash', async () => {
-  const empty: Bridge = { ...tcpBridge(1), open: cb => cb(null, undefined) }
-  const p = await startProxy({ bridge: empty, port: 0, token: TOKEN, name: NAME, names: [] })
+test('review: a server that closes at once (the bridge drops the connection): a 502, never a crash', async () => {
+  const empty = forwarder(1, { drop: true })
+  const p = await startProxy({ socketPath: empty, port: 0, token: TOKEN, name: NAME, names: [] })
   const ui = +new URL(p.ui).port
   for (let i = 0; i < 20; i++) {
     const r = await raw(ui, `GET / HTTP/1.1\r\nhost: ${NAME}:${ui}\r\ncookie: pernosco-${new URL(p.shell).port}=${TOKEN}\r\nconnection: close\r\n\r\n`)
     assert.match(r, /^HTTP\/1\.1 502 /)
   }
   p.close()
-  const b = realSys().bridge([process.execPath, '-e', 'process.on("message", ({ id }) => process.send({ id })); process.send("ready")'])
-  await b.ready
-  assert.match(String(await new Promise(ok => b.open(e => ok(e)))), /the server closed the connection/)
-  b.close()
 })
 
 test('review: a 101 to a plain request is a 502 at once, not a hang until the timeout', async () => {

@@ -6,8 +6,8 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
-import { startProxy, forcedHeaders, CSP, type Bridge } from '../pernosco.mts'
-import { tcpBridge } from './helpers.mts'
+import { startProxy, forcedHeaders, CSP } from '../pernosco.mts'
+import { forwarder } from './helpers.mts'
 
 const TOKEN = 'e'.repeat(64)
 const NAME = 'pernosco-attack2.localhost'
@@ -30,7 +30,7 @@ before(async () => {
     })
   })
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
-  proxy = await open(tcpBridge(backendPort()))
+  proxy = await open(forwarder(backendPort()))
 })
 after(() => {
   proxy.close()
@@ -38,8 +38,8 @@ after(() => {
   for (const s of live) s.destroy()
 })
 const backendPort = () => (backend.address() as net.AddressInfo).port
-const open = (bridge: Bridge, o: { port?: number; upstream?: number } = {}) =>
-  startProxy({ bridge, port: o.port ?? 0, token: TOKEN, name: NAME, names: [],
+const open = (socketPath: string, o: { port?: number; upstream?: number } = {}) =>
+  startProxy({ socketPath, port: o.port ?? 0, token: TOKEN, name: NAME, names: [],
     timeouts: { upstream: o.upstream ?? 300_000, pooled: 30_000, browser: 300_000 } })
 type Proxy = Awaited<ReturnType<typeof open>>
 const portsOf = (p: Proxy) => ({ shell: +new URL(p.shell).port, ui: +new URL(p.ui).port })
@@ -132,7 +132,7 @@ test('finding 2: a squatter on [::1]:PORT: serve refuses with one clear line ins
   const free = await new Promise<boolean>(ok => { const s = net.createServer().once('error', () => ok(false)).listen(port, '127.0.0.1', () => s.close(() => ok(true))) })
   try {
     if (!free) return // 127.0.0.1 on that port is taken by someone else: nothing to learn here
-    await assert.rejects(open(tcpBridge(backendPort()), { port }), new RegExp(`cannot listen on \\[::1\\]:${port}: .*another program holds it`))
+    await assert.rejects(open(forwarder(backendPort()), { port }), new RegExp(`cannot listen on \\[::1\\]:${port}: .*another program holds it`))
     // The shell's 127.0.0.1 listener was closed again: the port is free on IPv4.
     const again = await new Promise<boolean>(ok => { const s = net.createServer().once('error', () => ok(false)).listen(port, '127.0.0.1', () => s.close(() => ok(true))) })
     assert.ok(again, '127.0.0.1 released')
@@ -152,7 +152,7 @@ test('finding 7: refused WebSocket upgrades are answered and closed, even by a c
 })
 
 test('finding 7: an upgrade the server never answers gets a 504 after the upstream timeout, and is closed', async () => {
-  const p = await open(tcpBridge(backendPort()), { upstream: 300 })
+  const p = await open(forwarder(backendPort()), { upstream: 300 })
   const { ui } = portsOf(p)
   const r = await raw(ui, `GET /hang HTTP/1.1\r\nhost: ${NAME}:${ui}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n`
     + `origin: ${p.ui}\r\ncookie: ${cookieOf(p)}\r\n\r\n`, { ms: 4000 })
@@ -162,13 +162,26 @@ test('finding 7: an upgrade the server never answers gets a 504 after the upstre
 })
 
 test('finding 8: the upstream timeout counts from the request\'s arrival, also while no upstream socket comes', async () => {
-  const never: Bridge = { ...tcpBridge(backendPort()), open: () => {} } // a bridge that never answers
+  const never = forwarder(backendPort(), { delay: 60_000 }) // a bridge that never reaches the server
   const p = await open(never, { upstream: 300 })
   const { ui } = portsOf(p)
   const r = await raw(ui, `GET / HTTP/1.1\r\nhost: ${NAME}:${ui}\r\ncookie: ${cookieOf(p)}\r\nconnection: close\r\n\r\n`, { ms: 4000 })
   p.close()
   assert.match(r.got, /^HTTP\/1\.1 504 /)
   assert.ok(r.ms < 2000, `answered after ${r.ms} ms`)
+})
+
+test('finding 8: at most 16 upstream sockets, also while they are still opening (200 requests at once)', async () => {
+  const seen = { n: 0 }
+  const p = await open(forwarder(backendPort(), { delay: 200, seen }))
+  const { ui } = portsOf(p)
+  const codes = await Promise.all(Array.from({ length: 200 }, () => new Promise<number>(ok => {
+    http.get({ host: '127.0.0.1', port: ui, path: '/', agent: false, headers: { host: `${NAME}:${ui}`, cookie: cookieOf(p) } },
+      r => r.resume().on('end', () => ok(r.statusCode!))).on('error', () => ok(0))
+  })))
+  p.close()
+  assert.ok(seen.n <= 16, `${seen.n} upstream connections for 200 requests`)
+  assert.deepEqual(codes, Array(200).fill(200), 'and every request is answered')
 })
 
 test('finding 9: a 205 goes out with content-length 0 and no body', async () => {

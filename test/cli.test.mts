@@ -8,7 +8,7 @@ import path from 'node:path'
 import http from 'node:http'
 import net from 'node:net'
 import { main, quote, BRIDGE, SOURCES_FALLBACK, LIBTHREAD_DB, SECCOMP, type Result } from '../pernosco.mts'
-import { fakeSys, tmpdir, traceDir, tcpBridge, ROOT } from './helpers.mts'
+import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
 
@@ -295,9 +295,10 @@ test('serve --dry-run prints create, start, inspect, the bridge and rm; runs non
   assert.equal(await main(['serve', t, '--storage', st, '--dry-run', '--runtime', 'docker'], f.sys), 0)
   assert.deepEqual(f.calls, [])
   const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-server-[0-9a-f]{12}) /)![1]
+  const ddir = /^# seccomp profile written to (\/\S+)\/seccomp\.json$/.exec(f.out[1])![1]
   assert.equal(f.out[0], 'docker image inspect 643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9')
   assert.deepEqual(f.out.slice(3), [`docker inspect ${name}`, `docker start --attach ${name}`, `docker inspect --format '{{.State.Pid}}' ${name}`,
-    quote(['nsenter', '--target', 'PID', '--net', process.execPath, '-e', BRIDGE]), `docker rm --force ${name}`])
+    quote(['nsenter', '--target', 'PID', '--net', process.execPath, '-e', BRIDGE, `${ddir}/bridge.sock`]), `docker rm --force ${name}`])
   assert.match(f.out[2], new RegExp(`--mount type=bind,src=${t},dst=/pernosco/database,bind-nonrecursive=true,readonly --mount type=bind,src=${st},dst=/pernosco/storage,bind-nonrecursive=true `))
   // podman: the PID comes from the --pidfile in the run's private directory, so no inspect for it
   const g = fakeSys()
@@ -306,7 +307,7 @@ test('serve --dry-run prints create, start, inspect, the bridge and rm; runs non
   const dir = /^# seccomp profile written to (\/\S+)\/seccomp\.json$/.exec(g.out[1])![1]
   assert.match(g.out[2], new RegExp(` --pidfile ${dir}/pid --mount type=bind,src=${t},dst=/pernosco/database`))
   assert.deepEqual(g.out.slice(3), [`podman inspect ${pname}`, `podman start --attach ${pname}`, `# PID: the number podman writes to ${dir}/pid`,
-    quote(['podman', 'unshare', 'nsenter', '--target', 'PID', '--net', process.execPath, '-e', BRIDGE]), `podman rm --force --time 0 ${pname}`])
+    quote(['podman', 'unshare', 'nsenter', '--target', 'PID', '--net', process.execPath, '-e', BRIDGE, `${dir}/bridge.sock`]), `podman rm --force --time 0 ${pname}`])
   assert.deepEqual(g.calls, [])
 })
 
@@ -326,7 +327,7 @@ async function serving(args: string[], uid = 1000) {
     if (a[1] === 'rm') stopContainer()
     return undefined
   }
-  const f = fakeSys({ uid, bridge: () => tcpBridge((backend.address() as net.AddressInfo).port), answer })
+  const f = fakeSys({ uid, bridge: fakeBridge((backend.address() as net.AddressInfo).port), answer })
   const done = main(['serve', traceDir(), ...args], f.sys)
   for (let i = 0; i < 100 && !f.out.length; i++) await new Promise(r => setTimeout(r, 20))
   return { f, done, backend, stopContainer }
@@ -382,7 +383,7 @@ test('serve: when the container dies, serve exits with its code', async () => {
 })
 
 test('serve: a bridge that cannot start is a clear error, and the container is removed', async () => {
-  const f = fakeSys({ bridge: () => ({ ready: Promise.reject(new Error('nsenter: Operation not permitted')), died: new Promise(() => {}), open: () => {}, close: () => {} }),
+  const f = fakeSys({ bridge: () => ({ ready: Promise.reject(new Error('nsenter: Operation not permitted')), died: new Promise(() => {}), close: () => {} }),
     answer: a => a.includes('{{.State.Pid}}') ? { code: 0, out: '7\n' } : a[1] === 'start' ? new Promise(() => {}) : undefined })
   await assert.rejects(main(['serve', traceDir(), '--runtime', 'docker'], f.sys), /nsenter: Operation not permitted/)
   assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'inspect', 'start', 'inspect', 'nsenter', 'rm'])
@@ -398,7 +399,7 @@ function pidfileWriter(contents: string[]) {
     return new Promise<Result>(() => {})
   }
 }
-const noBridge = () => ({ ready: Promise.reject(new Error('no bridge in this test')), died: new Promise<void>(() => {}), open: () => {}, close: () => {} })
+const noBridge = () => ({ ready: Promise.reject(new Error('no bridge in this test')), died: new Promise<void>(() => {}), close: () => {} })
 
 test('serve, podman: the PID counts only once the pidfile holds a number twice in a row; no inspect for it', async () => {
   const f = fakeSys({ bridge: noBridge, answer: pidfileWriter(['', 'x', '4242\n']) })

@@ -6,11 +6,28 @@ import net from 'node:net'
 import http from 'node:http'
 import type { Bridge, Result, Sys } from '../pernosco.mts'
 
-/** A bridge that connects to a TCP port on loopback (stands in for the namespace bridge). */
-export const tcpBridge = (port: number): Bridge => ({
-  ready: Promise.resolve(), died: new Promise(() => {}), close: () => {},
-  open: cb => { const s = net.connect(port, '127.0.0.1'); s.once('connect', () => cb(null, s)).once('error', e => cb(e)) },
-})
+/** What the bridge is: a forwarder from a unix socket (by path) to a TCP port on loopback, here in-process;
+ * returns the socket's path. `delay` holds each upstream connect that long (ms); `drop` closes each
+ * connection at once; `seen` counts connections. Closed when the test process exits. */
+export function forwarder(port: number, o: { delay?: number; drop?: boolean; at?: string; seen?: { n: number } } = {}): string {
+  const at = o.at ?? path.join(tmpdir(), 'bridge.sock')
+  const srv = net.createServer(c => {
+    if (o.seen) o.seen.n++
+    if (o.drop) return c.destroy()
+    setTimeout(() => {
+      const s = net.connect(port, '127.0.0.1')
+      for (const [a, b] of [[c, s], [s, c]]) a.on('error', () => b.destroy()).on('close', () => b.destroy())
+      c.pipe(s).pipe(c)
+    }, o.delay ?? 0).unref()
+  }).listen(at)
+  srv.unref()
+  return at
+}
+/** A fake Sys.bridge: the forwarder above at the socket path its argv names, to a TCP port. */
+export const fakeBridge = (port: number) => (argv: readonly string[]): Bridge => {
+  forwarder(port, { at: argv.at(-1) })
+  return { ready: Promise.resolve(), died: new Promise(() => {}), close: () => {} }
+}
 
 export const ROOT = path.resolve(import.meta.dirname, '..')
 
@@ -52,7 +69,7 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
     run: async argv => { calls.push([...argv]); return await (opts.answer?.(argv) ?? honest(argv)) },
     out: l => { out.push(l); const m = /^# seccomp profile written to (.*)\/seccomp\.json$/.exec(l); if (m) cleanups.push(() => fs.rmSync(m[1], { recursive: true, force: true })) },
     err: l => { err.push(l) },
-    bridge: argv => { calls.push(['BRIDGE', ...argv]); return opts.bridge?.(argv) ?? tcpBridge(1) },
+    bridge: argv => { calls.push(['BRIDGE', ...argv]); return (opts.bridge ?? fakeBridge(1))(argv) },
     onSignal: f => { sig = f; return () => { sig = undefined } },
   }
   return { sys, calls, out, err, fire: () => sig?.(), dir }

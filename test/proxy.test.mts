@@ -7,8 +7,8 @@ import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import { fork } from 'node:child_process'
-import { startProxy, forcedHeaders, CSP, KEEP_HEADERS, PERMISSIONS, type Bridge } from '../pernosco.mts'
-import { tcpBridge, ROOT } from './helpers.mts'
+import { startProxy, forcedHeaders, CSP, KEEP_HEADERS, PERMISSIONS } from '../pernosco.mts'
+import { forwarder, ROOT } from './helpers.mts'
 
 const TOKEN = 'a'.repeat(64)
 let backend: http.Server, proxy: Awaited<ReturnType<typeof startProxy>>
@@ -33,7 +33,7 @@ before(async () => {
     sock.on('data', d => sock.write(`echo:${d}`))
   })
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
-  proxy = await startProxy({ bridge: tcpBridge((backend.address() as net.AddressInfo).port), port: 0, token: TOKEN, name: 'pernosco-test.localhost', names: ['pernosco.test'] })
+  proxy = await startProxy({ socketPath: forwarder((backend.address() as net.AddressInfo).port), port: 0, token: TOKEN, name: 'pernosco-test.localhost', names: ['pernosco.test'] })
 })
 const upgraded: import("node:stream").Duplex[] = []
 after(() => { proxy.close(); backend.close(); backend.closeAllConnections(); for (const s of upgraded) s.destroy() })
@@ -147,7 +147,7 @@ test('forced headers on every status, redirects keep only a same-origin Location
 })
 
 test('502 with forced headers when the server does not answer', async () => {
-  const dead = await startProxy({ bridge: tcpBridge(1), port: 0, token: TOKEN, name: 'pernosco-test.localhost', names: [] })
+  const dead = await startProxy({ socketPath: forwarder(1), port: 0, token: TOKEN, name: 'pernosco-test.localhost', names: [] })
   const r = await request(dead.ui + '/', { headers: { cookie: `pernosco-${new URL(dead.shell).port}=${TOKEN}` } })
   assert.equal(r.status, 502)
   assert.equal(r.headers['x-content-type-options'], 'nosniff')
@@ -199,7 +199,6 @@ test('WebSocket upgrades pass after the same checks', async () => {
 })
 
 test('a busy port is a clear error', async () => {
-  const b: Bridge = tcpBridge(1)
-  await assert.rejects(startProxy({ bridge: b, port: +new URL(proxy.shell).port, token: TOKEN, name: 'x.localhost', names: [] }), /cannot listen on 127\.0\.0\.1:\d+: listen EADDRINUSE/)
+  await assert.rejects(startProxy({ socketPath: forwarder(1), port: +new URL(proxy.shell).port, token: TOKEN, name: 'x.localhost', names: [] }), /cannot listen on 127\.0\.0\.1:\d+: listen EADDRINUSE/)
 })
 
