@@ -31,7 +31,7 @@ step('record', ['--config', cfg, 'record', '--output', traces, '--', '/bin/echo'
 const trace = handTo(fs.realpathSync(path.join(traces, 'latest-trace')))
 step('build (dry run)', ['--config', cfg, 'build', trace, '--dry-run'], 'every command is printed, pasteable, and nothing runs')
 step('build', ['--config', cfg, 'build', trace, '--shards', '2'],
-  'the builder ran with no network, no capabilities, seccomp on, as you, seeing only the trace (below)')
+  'the builder ran with no network, no capabilities, seccomp on, as you (as root: as the config\'s user, never root), seeing only the trace (below)')
 console.log(`\n== the trace now holds: ${fs.readdirSync(trace).sort().join(' ')}`)
 console.log(`== the builder saw:\n${fs.readFileSync(path.join(trace, 'builder.txt'), 'utf8')}`)
 
