@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
 import { startProxy, realSys } from '../pernosco.mts'
-import { forwarder } from './helpers.mts'
+import { forwarder, rawServer } from './helpers.mts'
 
 const TOKEN = 'd'.repeat(64)
 const NAME = 'pernosco-attack.localhost'
@@ -23,27 +23,17 @@ const SCRIPT: Record<string, string> = {
   '/huge-head': 'HTTP/1.1 200 OK\r\n' + 'X-Pad: '.padEnd(130_000, 'p') + '\r\nContent-Length: 0\r\n\r\n',
 }
 let backend: net.Server
-let conns = 0
 const live = new Set<net.Socket>()
 let proxy: Awaited<ReturnType<typeof startProxy>>
 before(async () => {
-  backend = net.createServer(s => {
-    conns++
-    live.add(s.on('close', () => live.delete(s)).on('error', () => {}))
-    let got = ''
-    s.on('data', d => {
-      got += d
-      if (!got.includes('\r\n\r\n')) return
-      const p = got.split(' ')[1]
-      got = ''
-      if (p.startsWith('/loc')) {
-        const to = decodeURIComponent(p.slice(5))
-        return s.write(`HTTP/1.1 302 Found\r\nLocation: ${to}\r\nContent-Length: 0\r\n\r\n`)
-      }
-      if (p === '/hang') return
-      s.write(SCRIPT[p] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
-      if (p === '/close' || p === '/http10') setTimeout(() => s.end(), 5) // closes a moment later
-    })
+  backend = rawServer(live, (p, s) => {
+    if (p.startsWith('/loc')) {
+      const to = decodeURIComponent(p.slice(5))
+      return s.write(`HTTP/1.1 302 Found\r\nLocation: ${to}\r\nContent-Length: 0\r\n\r\n`)
+    }
+    if (p === '/hang') return
+    s.write(SCRIPT[p] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    if (p === '/close' || p === '/http10') setTimeout(() => s.end(), 5) // closes a moment later
   })
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
   const port = (backend.address() as net.AddressInfo).port

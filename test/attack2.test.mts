@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
 import { startProxy, forcedHeaders, CSP } from '../pernosco.mts'
-import { forwarder } from './helpers.mts'
+import { forwarder, rawServer } from './helpers.mts'
 
 const TOKEN = 'e'.repeat(64)
 const NAME = 'pernosco-attack2.localhost'
@@ -16,18 +16,10 @@ const live = new Set<net.Socket>()
 let proxy: Awaited<ReturnType<typeof startProxy>>
 /** A raw app server: /205 answers a 205 with a length; /hang never answers; anything else a 200. */
 before(async () => {
-  backend = net.createServer(s => {
-    live.add(s.on('close', () => live.delete(s)).on('error', () => {}))
-    let got = ''
-    s.on('data', d => {
-      got += d
-      if (!got.includes('\r\n\r\n')) return
-      const p = got.split(' ')[1]
-      got = ''
-      if (p === '/hang') return
-      if (p === '/205') return s.write('HTTP/1.1 205 Reset Content\r\nContent-Length: 40\r\n\r\n' + 'x'.repeat(40))
-      s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
-    })
+  backend = rawServer(live, (p, s) => {
+    if (p === '/hang') return
+    if (p === '/205') return s.write('HTTP/1.1 205 Reset Content\r\nContent-Length: 40\r\n\r\n' + 'x'.repeat(40))
+    s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
   })
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
   proxy = await open(forwarder(backendPort()))

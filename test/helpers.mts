@@ -23,6 +23,21 @@ export function forwarder(port: number, o: { delay?: number; drop?: boolean; at?
   srv.unref()
   return at
 }
+/** A hostile raw-TCP app server: for each request head it calls `answer` with the request's path and the
+ * socket, which it answers by hand (or not at all). Its sockets are kept in `live`. */
+export function rawServer(live: Set<net.Socket>, answer: (p: string, s: net.Socket) => void): net.Server {
+  return net.createServer(s => {
+    live.add(s.on('close', () => live.delete(s)).on('error', () => {}))
+    let got = ''
+    s.on('data', d => {
+      got += d
+      if (!got.includes('\r\n\r\n')) return
+      const p = got.split(' ')[1]
+      got = ''
+      answer(p, s)
+    })
+  })
+}
 /** A fake Sys.bridge: the forwarder above at the socket path its argv names, to a TCP port. */
 export const fakeBridge = (port: number) => (argv: readonly string[]): Bridge => {
   forwarder(port, { at: argv.at(-1) })
