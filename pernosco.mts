@@ -310,7 +310,7 @@ export const quote = (argv: readonly string[]) =>
 /** One invocation: its config, runtime, options and the host it runs on. */
 export interface Run {
   sys: Sys; cfg: Config; rt: Runtime; dry: boolean; echo: boolean; o: minimist.ParsedArgs
-  interrupted: boolean; ended?: boolean
+  interrupted: boolean; started?: boolean; ended?: boolean
 }
 function show(r: Run, argv: readonly string[]) {
   if (r.dry) r.sys.out(quote(argv))
@@ -319,7 +319,8 @@ function show(r: Run, argv: readonly string[]) {
 async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' = false, tag?: string) {
   show(r, argv)
   const res: Result = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture, tag)
-  if (res.code && res.err && capture !== 'quiet') r.sys.err(res.err.trim())
+  // The runtime's own words, but they may quote the image's (its config): controls dropped here too.
+  if (res.code && res.err && capture !== 'quiet') r.sys.err(res.err.trim().replace(CONTROL, ''))
   return res
 }
 const onPath = (env: NodeJS.ProcessEnv, bin: string) =>
@@ -472,6 +473,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
       fail(`${name} is not what pernosco.mts asked for, so it was removed unstarted: ${bad.join('; ')}. `
         + 'Check containers.conf or the daemon config')
     }
+    r.started = true
     const started = exec(r, startArgv(r.rt, name), false, chalk.dim(`${kind} |`))
     void started.finally(() => {
       r.ended = true
@@ -527,19 +529,30 @@ function modeFixes(mode: number): string[] {
   if (mode & 0o022) fixes.push('group/world write')
   return fixes
 }
-/** Remove or neutralise what could make a later host-side read hang or a write land elsewhere. Acting
- * after lstat is race-free: the builder has exited, and nothing untrusted writes into the trace any more. */
+/** GNU rm removes a tree without following any link met on the way (fts, openat with O_NOFOLLOW), even one
+ * swapped in meanwhile by a local user who owns a directory there; node's rmSync works by path names. */
+const removeTree = (p: string) => spawnSync('rm', ['-rf', '--', p], { stdio: 'ignore' }).status === 0
+/** A name that is not UTF-8 has no string (node would put U+FFFD in it): renamed by its bytes first. */
+function named(dir: string, raw: Buffer): string {
+  const name = raw.toString()
+  if (Buffer.from(name).equals(raw)) return name
+  const safe = `pernosco-renamed-${crypto.randomBytes(4).toString('hex')}`
+  fs.renameSync(Buffer.concat([Buffer.from(dir + '/'), raw]), path.join(dir, safe))
+  return safe
+}
+/** Remove or neutralise what could make a later host-side read hang or a write land elsewhere. Each
+ * directory is closed to others (go-w) before it is read, so only entries another local user owns can
+ * change under us, and those go whole, by rm. */
 function cleanTree(trace: string, dir: string, uids: number[]): string[] {
-  const names = attempt(() => fs.readdirSync(dir))
+  const names = attempt(() => fs.readdirSync(dir, { encoding: 'buffer' }))
   if (!names) return [`${path.relative(trace, dir)}: could NOT read it`]
-  return names.flatMap(name => {
-    const p = path.join(dir, name)
+  return names.flatMap(raw => {
+    const p = path.join(dir, named(dir, raw))
     const st = fs.lstatSync(p)
     const rel = path.relative(trace, p)
     const why = unsafeEntry(p, st, uids)
     // Files a nested user namespace left under another uid may resist removal: say so, go on.
-    const removed = why && attempt(() => fs.rmSync(p, { recursive: true, force: true }) ?? 'removed')
-    if (why) return [`${rel}: ${why}, ${removed ?? 'could NOT remove it'}`]
+    if (why) return [`${rel}: ${why}, ${removeTree(p) ? 'removed' : 'could NOT remove it'}`]
     if (st.isSymbolicLink()) return []
     // Ours, not a symlink, as lstat showed. A directory made unreadable (mode 000) is opened up for us.
     const mode = (st.mode & 0o7777 & ~0o6022) | (st.isDirectory() ? 0o700 : 0)
@@ -551,10 +564,12 @@ function cleanTree(trace: string, dir: string, uids: number[]): string[] {
 }
 /** After a container wrote `dir`: the trace after the builder, the storage dir after the app server. */
 export function sanitize(r: Run, dir: string, who: string, what: string) {
-  const root = fs.statSync(dir).mode & 0o7777
+  const st = fs.statSync(dir)
+  const root = st.mode & 0o7777
   if (root & 0o6022) fs.chmodSync(dir, root & ~0o6022) // it can chmod its mount point
   if (root & 0o022) r.sys.err(chalk.yellow(`pernosco: ${who} left ${what} others-writable, cleared`))
-  for (const f of cleanTree(dir, dir, [runAs(r)[0], r.sys.uid])) {
+  // Whose entries stay: the containers' user's, ours, and the directory owner's (your recording, your notes).
+  for (const f of cleanTree(dir, dir, [runAs(r)[0], r.sys.uid, st.uid])) {
     r.sys.err(chalk.yellow(`pernosco: ${who} left ${f}`))
   }
 }
@@ -919,9 +934,13 @@ async function serve(r: Run): Promise<number> {
     }
   }
   const argv = (c: Ctx) => serverArgv(c, trace, storage, sources)
-  const code = await runContainer(r, 'server', r.cfg.images.server, argv, during)
-  if (storage && !r.dry) sanitize(r, storage, 'the app server', 'the storage dir')
-  return died ? 1 : code
+  try {
+    const code = await runContainer(r, 'server', r.cfg.images.server, argv, during)
+    return died ? 1 : code
+  } finally {
+    // Also when serve fails after the server started (a taken port): what it wrote is cleaned all the same.
+    if (storage && r.started && !r.dry) sanitize(r, storage, 'the app server', 'the storage dir')
+  }
 }
 /** The server's PID on the host once it runs, for the bridge to enter its network namespace: docker's from
  * `inspect`; podman's from the pidfile its runtime writes in our private directory. runc renames it into

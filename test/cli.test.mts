@@ -372,6 +372,20 @@ test('serve: the storage dir gets the trace\'s clean-up when the app server is g
   assert.equal(fs.readFileSync(path.join(storage, 'notes'), 'utf8'), 'kept\n')
 })
 
+test('serve: the storage dir is cleaned also when serve fails after the server started (a taken port)', async () => {
+  const storage = tmpdir(), taken = net.createServer()
+  await new Promise<void>(ok => taken.listen(0, '127.0.0.1', ok))
+  const port = (taken.address() as net.AddressInfo).port
+  fs.symlinkSync('/etc/passwd', path.join(storage, 'link'))
+  const { f, done, backend } = await serving(['--runtime', 'docker', '--storage', storage, '--tunnel', String(port)], process.getuid!())
+  assert.equal(await done, 2)
+  taken.close()
+  backend.close()
+  assert.match(f.err.join('\n'), /cannot listen on 127\.0\.0\.1:\d+/)
+  assert.ok(f.err.includes('pernosco: the app server left link: a symlink that could point out of the trace, removed'), f.err.join('\n'))
+  assert.equal(fs.lstatSync(path.join(storage, 'link'), { throwIfNoEntry: false }), undefined)
+})
+
 test('serve: when the container dies, serve exits with its code', async () => {
   const { f, done, backend, stopContainer } = await serving(['--runtime', 'docker'], 0)
   assert.match(f.out[0], /^Pernosco is ready/)
@@ -523,6 +537,28 @@ test('the trace after the builder: links out, devices/FIFOs/sockets, other owner
     'setgid-dir: setuid/setgid bit, cleared', 'sgid: setuid/setgid bit, cleared', 'sock: a device, FIFO or socket, removed', `sub/dotdot-inside: ${L}`, `sub/escape: ${L}`,
     'sub/null: a device, FIFO or socket, removed', 'sub/suid: setuid/setgid bit, cleared', `sub/up: ${L}`, 'the trace others-writable, cleared', 'theirs: owned by uid 4242, removed',
     `up1: ${L}`, `up2: ${L}`, 'ww: group/world write, cleared'])
+})
+
+test('the trace after the builder: names that are not UTF-8 are judged too; a tree another user owns goes whole; the trace owner\'s own files stay', { skip: process.getuid!() !== 0 && 'needs root (chown)' }, async () => {
+  const t = traceDir()
+  const b = (name: string) => Buffer.concat([Buffer.from(t + '/'), Buffer.from(name, 'latin1')])
+  fs.symlinkSync('/etc', b('evil\xff')) // node's readdir would hand back "evil\ufffd", which lstat cannot find
+  fs.writeFileSync(b('data\xfe'), 'kept')
+  // The recording is 1000's; the containers run as 65534 (config.user): 1000's files are the trace owner's and stay.
+  fs.writeFileSync(path.join(t, 'recorded'), 'mmap'); spawnSync('chown', ['-R', '1000:1000', t])
+  fs.mkdirSync(path.join(t, 'theirdir/sub'), { recursive: true }); fs.writeFileSync(path.join(t, 'theirdir/sub/f'), '')
+  spawnSync('chown', ['-R', '4242:4242', path.join(t, 'theirdir')])
+  const dir = tmpdir(), cfg = path.join(dir, 'c.json')
+  fs.writeFileSync(cfg, JSON.stringify({ user: '65534:65534' }))
+  const f = fakeSys({ uid: 0, sudo: false })
+  assert.equal(await main(['only-build', t, '--runtime', 'podman', '--config', cfg], f.sys), 0)
+  const msgs = f.err.map(l => l.replace('pernosco: the builder left ', '').replace(/pernosco-renamed-[0-9a-f]{8}/, 'RENAMED')).sort()
+  assert.deepEqual(msgs, ['RENAMED: a symlink that could point out of the trace, removed', 'theirdir: owned by uid 4242, removed'])
+  const left = fs.readdirSync(t).sort()
+  assert.equal(left.length, 3, left.join())
+  assert.ok(left.includes('recorded') && left.includes('version'))
+  const renamed = left.find(n => n.startsWith('pernosco-renamed-'))!
+  assert.equal(fs.readFileSync(path.join(t, renamed), 'utf8'), 'kept', 'a file of ours with such a name is kept, under a name that can be written')
 })
 
 const BI = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
