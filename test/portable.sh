@@ -13,6 +13,8 @@ cleanup() { rm -rf "$S"; }
 trap cleanup EXIT
 mkdir -p "$S"/{tools,repo,drepo,trace,tmp,fakebin,denodir}
 export NO_COLOR=1 DENO_DIR="$S/denodir" DENO_NO_UPDATE_CHECK=1
+# As root (CI), pernosco.mts runs containers only as another user: the one sudo came from, here nobody.
+[ "$(id -u)" = 0 ] && export SUDO_UID=65534 SUDO_GID=65534
 FAILED=0
 
 # check NAME TIMEOUT_S EXPECT_REGEX(on stdout, '' for none) -- CMD...; runs CMD in the current dir.
