@@ -180,10 +180,6 @@ export function builderArgv(c: Ctx, trace: string, o: BuildOpts): string[] {
   return [c.rt, 'create', ...confinement(c), ...bindMount(c.rt, trace, '/trace'), ...env,
     '--entrypoint', 'db_builder', c.cfg.images.builder, ...args]
 }
-/** The builder image's rr, with build's confinement, for diagnostics; the trace is at /trace. */
-export const rrArgv = (c: Ctx, trace: string, args: string[], rrLog?: string) =>
-  [c.rt, 'create', ...confinement(c), ...bindMount(c.rt, trace, '/trace'), ...envFlags({ RR_LOG: rrLog }),
-    '--entrypoint', '/usr/local/bin/rr', c.cfg.images.builder, ...args]
 /** rr record in your own image: the same confinement plus SYS_PTRACE; the trace dir is its only mount. */
 export function recordContainerArgv(c: Ctx, out: string, image: string, cmd: string[]): string[] {
   const traced = { ...c, cfg: { ...c.cfg, capAdd: ['SYS_PTRACE'] } }
@@ -447,6 +443,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   during?: During) {
   const missing = !r.dry && !onPath(r.sys.env, r.rt)
   if (missing) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
+
   const img = await resolveImage(r, image)
   const [uid, gid] = runAs(r)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
@@ -873,7 +870,7 @@ async function record(r: Run): Promise<number> {
   if (!rr) fail(`rr is not on PATH: install rr (${RR_URL}), or use --container`)
   return (await exec(r, recordArgv(out, cmd))).code
 }
-/** only-build and rr: a container of the builder image on the trace; then the trace is cleaned. */
+/** only-build: the builder image's container on the trace; then the trace is cleaned. */
 async function onTrace(r: Run, kind: string, argv: (c: Ctx, trace: string) => string[]) {
   const trace = traceArg(r)
   const code = await runContainer(r, kind, r.cfg.images.builder, c => argv(c, trace))
@@ -900,6 +897,9 @@ async function serve(r: Run): Promise<number> {
   // A name of this serve's own: browsers resolve *.localhost to loopback without DNS (RFC 6761 6.3).
   const name = `pernosco-${crypto.randomBytes(5).toString('hex')}.localhost`
   let died = false
+  // Each prerequisite fails where it is needed, with its fix (README, Prerequisites, lists them all).
+  const noNsenter = !r.dry && !onPath(r.sys.env, 'nsenter')
+  if (noNsenter) fail('serve needs nsenter to reach the server: install util-linux')
   const during: During = async (cname, c) => {
     const pid = await serverPid(r, c)
     const socketPath = path.join(path.dirname(c.pidfile), 'bridge.sock') // in our private 0700 directory
@@ -973,44 +973,6 @@ const answers = (socketPath: string) => new Promise<boolean>(ok => {
   })
   req.on('error', () => ok(false)).on('timeout', () => req.destroy())
 })
-/** Where podman (its helper_binaries_dir) and docker look for the init binary that `--init` runs. */
-const INIT = { docker: ['/usr/bin/docker-init', '/usr/libexec/docker/docker-init'],
-  podman: ['/usr/libexec', '/usr/lib', '/usr/local/libexec', '/usr/local/lib']
-    .map(d => `${d}/podman/catatonit`),
-}
-const INIT_PACKAGE = { podman: 'catatonit', docker: 'docker-init (tini)' }
-/** One table of what this host has and needs; non-zero exit when something required is missing. */
-async function check(r: Run): Promise<number> {
-  const proc = (f: string) => attempt(() => fs.readFileSync(path.join(r.sys.proc, f), 'utf8').trim()) ?? ''
-  const ver = async (argv: string[]) => onPath(r.sys.env, argv[0]) && (await r.sys.run(argv, true)).out.trim()
-  const offline = { ...r, o: { ...r.o, pull: false } }
-  const named = (ref: string, i: Image) => i.Id && `${ref} (${bare(i.Id)?.slice(0, 12)})`
-  const image = (ref: string) => resolveImage(offline, ref).then(i => named(ref, i), () => '')
-  const [major, minor] = process.versions.node.split('.').map(Number)
-  const users = proc('sys/user/max_user_namespaces')
-  const paranoid = proc('sys/kernel/perf_event_paranoid')
-  const rows: [what: string, required: boolean, found: unknown, fix: string][] = [
-    [r.rt, true, await ver([r.rt, '--version']), `install ${r.rt}, or choose the other with --runtime`],
-    ['init (--init)', true, INIT[r.rt].find(f => fs.existsSync(f)), `install ${INIT_PACKAGE[r.rt]}`],
-    ['mode', false, r.sys.uid ? `rootless (uid ${r.sys.uid})` : 'rootful (root)', ''],
-    ['cgroups', false, /^0::[^\n]*$/.test(proc('self/cgroup')) && 'v2', 'v1: rootless podman ignores limits'],
-    ['user namespaces', true, +users > 0 && users, 'sudo sysctl user.max_user_namespaces=15000'],
-    ['perf_event_paranoid (record)', false, +paranoid <= 1 && paranoid,
-      'sudo sysctl kernel.perf_event_paranoid=1'],
-    ['rr (record, build)', false, await ver(['rr', '--version']), 'install rr from https://rr-project.org'],
-    ['nsenter (serve)', true, onPath(r.sys.env, 'nsenter') && 'yes', 'install util-linux'],
-    ['node', false, (major > 22 || (major === 22 && minor >= 18)) && process.version,
-      `${process.version} runs .mts only with tsx (README); Node >= 22.18 runs it as it is`],
-    ['db_builder image', true, await image(r.cfg.images.builder), `${r.rt} pull ${r.cfg.images.builder}`],
-    ['app_server image', true, await image(r.cfg.images.server), `${r.rt} pull ${r.cfg.images.server}`],
-  ]
-  for (const [what, req, found, fix] of rows) {
-    const word = found ? 'ok' : ['missing', 'MISSING'][+req]
-    const color = found ? chalk.green : [chalk.yellow, chalk.red][+req]
-    r.sys.out(`${color(word.padEnd(8))} ${what.padEnd(28)} ${found || fix}`)
-  }
-  return rows.some(([, req, found]) => req && !found) ? 1 : 0
-}
 
 // ---- CLI ----
 interface Command { usage: string; string?: string[]; boolean?: string[]; run(r: Run): Promise<number> }
@@ -1032,10 +994,6 @@ export const COMMANDS: Record<string, Command> = {
     boolean: ['skip-rr'], run: r => packageBuild(r, traceArg(r)) },
   serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT]   '
     + 'the app server, behind our proxy on 127.0.0.1', string: ['storage', 'sources', 'tunnel'], run: serve },
-  rr: { usage: 'rr [TRACE] [--builder-rr-log SPEC] -- ARGS   the builder image\'s rr on the trace, confined',
-    string: ['builder-rr-log'],
-    run: r => onTrace(r, 'rr', (c, t) => rrArgv(c, t, r.o['--'] ?? [], r.o['builder-rr-log'])) },
-  check: { usage: 'check   what this host has and needs, with fixes', run: check },
   'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`, ...BUILD_OPTS,
     run: onlyBuild },
 }

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { ROOT } from './helpers.mts'
-import { BRIDGE, serverArgv, bridgeArgv, pidArgv, rrArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
+import { BRIDGE, serverArgv, bridgeArgv, pidArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
 
 const B = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
 const FULL = parseConfig(JSON.stringify({ runtime: 'docker', images: { builder: 'reg.example/b@sha256:' + 'a'.repeat(64), server: 'reg.example/s:2' },
@@ -128,13 +128,6 @@ test('the bridge: plain node in the server\'s network namespace only; rootless p
   assert.ok(!/\.on\('data'|@|\\0/.test(BRIDGE), 'never reads the data; no abstract socket name')
 })
 
-test('rr: the same confinement; it mounts only the trace', () => {
-  for (const [rt, head, m] of [['podman', PODMAN_ROOTFUL, PM], ['docker', DOCKER, DM]] as const) {
-    assert.deepEqual(rrArgv(ctx(rt), '/t', ['replay', '-a', '/trace'], 'all:debug'), [...head, '--mount', `type=bind,src=/t,dst=/trace${m}`, '--env', 'RR_LOG=all:debug',
-      '--entrypoint', '/usr/local/bin/rr', B, 'replay', '-a', '/trace'])
-    assert.deepEqual(rrArgv(ctx(rt), '/t', ['ps', '/trace']), [...head, '--mount', `type=bind,src=/t,dst=/trace${m}`, '--entrypoint', '/usr/local/bin/rr', B, 'ps', '/trace'])
-  }
-})
 
 // pernosco.mts compiles schema.json with validateSchema off (it cost ~40 ms of every start): the check lives here.
 test('schema.json is a valid draft-07 JSON Schema (the meta-schema check pernosco.mts skips at run time)', async () => {

@@ -61,7 +61,7 @@ export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[
 export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string; answer?: (argv: readonly string[]) => Result | Promise<Result> | undefined; path?: string[]; bridge?: (argv: readonly string[]) => Bridge } = {}): Fake {
   const dir = tmpdir(), bin = path.join(dir, 'bin'), proc = path.join(dir, 'proc')
   fs.mkdirSync(bin); fs.mkdirSync(path.join(proc, 'sys/kernel'), { recursive: true })
-  for (const b of opts.path ?? ['podman', 'docker', 'rr']) fs.writeFileSync(path.join(bin, b), '')
+  for (const b of opts.path ?? ['podman', 'docker', 'rr', 'nsenter']) fs.writeFileSync(path.join(bin, b), '')
   if (opts.paranoid !== 'absent') fs.writeFileSync(path.join(proc, 'sys/kernel/perf_event_paranoid'), (opts.paranoid ?? '1') + '\n')
   const calls: string[][] = [], out: string[] = [], err: string[] = []
   let created: readonly string[] = []
