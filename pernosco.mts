@@ -326,18 +326,14 @@ async function inspectImage(r: Run, ref: string): Promise<Image | undefined> {
   const { out } = await exec(r, [r.rt, 'image', 'inspect', ref], 'quiet')
   return attempt(() => JSON.parse(out)[0])
 }
-/** The local image for a reference, pulled unless --no-pull; a pinned digest must be exactly this image's. */
+/** The local image for a reference; a pinned digest must be exactly this image's. We never pull: images
+ * come only from your own `pull` or `load`, with the runtime's credentials. */
 async function resolveImage(r: Run, ref: string): Promise<Image> {
   const pin = /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1]
   let img = await inspectImage(r, ref)
   // After `podman load`, a pinned reference may match only the image ID.
   if (!img && pin && !r.dry) img = await inspectImage(r, pin)
-  const missing = !img && !r.dry
-  if (missing && !r.o.pull) fail(`image ${ref} is not here and --no-pull was given: pull or load it`)
-  const pulled = missing ? await exec(r, [r.rt, 'pull', ref]) : undefined
-  const login = `log in with \`${r.rt} login REGISTRY\` (credentials stay with ${r.rt})`
-  if (pulled?.code) fail(`pulling ${ref} failed: ${login}`)
-  if (pulled) img = await inspectImage(r, ref)
+  if (!img && !r.dry) fail(`image ${ref} is not here: \`${r.rt} pull ${ref}\` (or load it, README)`)
   const all = [img?.Digest, ...img?.RepoDigests ?? [], img?.Id]
   const ids = all.map(d => `sha256:${String(d).split(':').at(-1)}`)
   if (pin && img && !ids.includes(pin)) fail(`image ${ref} is ${ids.at(-1)} here, not ${pin}: refused`)
@@ -997,8 +993,8 @@ export const COMMANDS: Record<string, Command> = {
   'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`, ...BUILD_OPTS,
     run: onlyBuild },
 }
-const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version', 'pull'] }
-const GLOBAL_USAGE = 'Global options: --runtime podman|docker  --config FILE  --no-pull  '
+const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version'] }
+const GLOBAL_USAGE = 'Global options: --runtime podman|docker  --config FILE  '
   + '--dry-run (print commands, run nothing)  -x (echo)  --help  --version'
 function usage(cmd?: string): string {
   const cmds = cmd ? [COMMANDS[cmd]] : Object.values(COMMANDS)
@@ -1011,7 +1007,6 @@ const commandName = (args: string[]) =>
 function parse(args: string[]): minimist.ParsedArgs {
   const cmd = COMMANDS[commandName(args)]
   const o = minimist(args, { string: [...GLOBAL.string, ...cmd?.string ?? []], '--': true,
-    default: { pull: true },
     boolean: [...GLOBAL.boolean, ...cmd?.boolean ?? []],
     unknown: a => (a.startsWith('-') ? fail(`unknown option ${a}; see --help`) : true) })
   const asked = cmd || o.help || o.version
