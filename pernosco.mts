@@ -45,7 +45,7 @@ export type Runtime = 'podman' | 'docker'
 export interface Config {
   runtime?: Runtime; user?: string; images: { builder: string; server: string }; cgroupParent?: string
   capAdd: string[]
-  limits: { memory: string; cpus?: number; pids: number; tmp: string }; serve: { hosts: string[] }
+  limits: { memory: string; cpus?: number; pids: number; tmp: string }
 }
 /** What one container run is built from. Facts about the host are passed in, never read. */
 export interface Ctx {
@@ -660,7 +660,7 @@ const digest = (s: string) => crypto.createHash('sha256').update(s).digest()
 const sameToken = (given: string | undefined, want: Buffer) =>
   given !== undefined && crypto.timingSafeEqual(digest(given), want)
 export interface ProxyOpts {
-  socketPath: string; port: number; token: string; name: string; names: string[]; timeouts?: typeof TIMEOUTS
+  socketPath: string; port: number; token: string; name: string; timeouts?: typeof TIMEOUTS
 }
 /** Listen on two loopback ports (shell, then UI); every request is checked before it may reach the bridge. */
 export async function startProxy(o: ProxyOpts) {
@@ -690,15 +690,14 @@ export async function startProxy(o: ProxyOpts) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: t.pooled })
   const upstream = { agent, socketPath: o.socketPath }
   const tunnels = new Set<Duplex>()
-  const hostOk = (req: http.IncomingMessage, port: number) =>
-    [o.name, ...o.names].some(n => req.headers.host === `${n}:${port}`)
+  const hostOk = (req: http.IncomingMessage, port: number) => req.headers.host === `${o.name}:${port}`
   const ours = (req: http.IncomingMessage) =>
     (req.headers.cookie ?? '').split(/;\s*/).find(c => c.startsWith(cookie + '='))?.slice(cookie.length + 1)
   const authed = (req: http.IncomingMessage) => sameToken(ours(req), token)
   const safe = (req: http.IncomingMessage) => ['GET', 'HEAD'].includes(req.method!) && !req.headers.upgrade
   /** The UI port's checks, in order: the first that fails answers, and nothing reaches the server. */
   const UI_CHECKS: [status: number, why: string, ok: (req: http.IncomingMessage) => boolean][] = [
-    [403, 'bad Host', req => hostOk(req, up)], // DNS rebinding: only our names
+    [403, 'bad Host', req => hostOk(req, up)], // DNS rebinding: only our name
     [401, 'open the URL that `serve` printed', authed], // other local users, other web pages
     [403, 'bad Origin', req => safe(req) || req.headers.origin === U], // cross-site writes and WebSockets
     [403, 'no service workers', req => !req.headers['service-worker']], // one would outlive the session
@@ -905,12 +904,11 @@ async function serve(r: Run): Promise<number> {
     if (!pid) fail('the server container did not start')
     const bridge = r.sys.bridge(argv)
     const token = crypto.randomBytes(32).toString('hex')
-    const names = r.cfg.serve.hosts
     // Rootless, the bridge runs in podman's mount namespace too: its socket must be the one we see.
     const seen = () => {
       if (!attempt(() => fs.statSync(socketPath).isSocket())) fail(`the bridge's socket is not visible here`)
     }
-    const started = bridge.ready.then(seen).then(() => startProxy({ socketPath, port, token, name, names }))
+    const started = bridge.ready.then(seen).then(() => startProxy({ socketPath, port, token, name }))
     const proxy = await started.catch(e => {
       bridge.close()
       throw e

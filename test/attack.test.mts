@@ -37,7 +37,7 @@ before(async () => {
   })
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
   const port = (backend.address() as net.AddressInfo).port
-  proxy = await startProxy({ socketPath: forwarder(port), port: 0, token: TOKEN, name: NAME, names: [] })
+  proxy = await startProxy({ socketPath: forwarder(port), port: 0, token: TOKEN, name: NAME })
 })
 after(() => {
   proxy.close()
@@ -135,7 +135,7 @@ test('finding 8: a server that answers `Connection: close` or HTTP/1.0 and close
 test('finding 9: requests abandoned before the bridge answers free their upstream sockets', async () => {
   const port = (backend.address() as net.AddressInfo).port
   const slow = forwarder(port, { delay: 100 })
-  const p = await startProxy({ socketPath: slow, port: 0, token: TOKEN, name: NAME, names: [] })
+  const p = await startProxy({ socketPath: slow, port: 0, token: TOKEN, name: NAME })
   const before = live.size
   const ui = +new URL(p.ui).port
   for (let i = 0; i < 50; i++) {
@@ -150,7 +150,7 @@ test('finding 9: requests abandoned before the bridge answers free their upstrea
 
 test('finding 10: a server that never answers gets a 504 after the upstream timeout; a head over node\'s limit is a 502', async () => {
   const port = (backend.address() as net.AddressInfo).port
-  const p = await startProxy({ socketPath: forwarder(port), port: 0, token: TOKEN, name: NAME, names: [],
+  const p = await startProxy({ socketPath: forwarder(port), port: 0, token: TOKEN, name: NAME,
     timeouts: { upstream: 200, pooled: 1000, browser: 5000 } })
   const ui = +new URL(p.ui).port
   const r = await raw(ui, `GET /hang HTTP/1.1\r\nhost: ${NAME}:${ui}\r\ncookie: pernosco-${new URL(p.shell).port}=${TOKEN}\r\nconnection: close\r\n\r\n`)
@@ -174,7 +174,7 @@ test('finding 10: the bridge child exits: nothing throws, `died` settles; one th
 
 test('review: a server that closes at once (the bridge drops the connection): a 502, never a crash', async () => {
   const empty = forwarder(1, { drop: true })
-  const p = await startProxy({ socketPath: empty, port: 0, token: TOKEN, name: NAME, names: [] })
+  const p = await startProxy({ socketPath: empty, port: 0, token: TOKEN, name: NAME })
   const ui = +new URL(p.ui).port
   for (let i = 0; i < 20; i++) {
     const r = await raw(ui, `GET / HTTP/1.1\r\nhost: ${NAME}:${ui}\r\ncookie: pernosco-${new URL(p.shell).port}=${TOKEN}\r\nconnection: close\r\n\r\n`)

@@ -31,7 +31,7 @@ after(() => {
 })
 const backendPort = () => (backend.address() as net.AddressInfo).port
 const open = (socketPath: string, o: { port?: number; upstream?: number } = {}) =>
-  startProxy({ socketPath, port: o.port ?? 0, token: TOKEN, name: NAME, names: [],
+  startProxy({ socketPath, port: o.port ?? 0, token: TOKEN, name: NAME,
     timeouts: { upstream: o.upstream ?? 300_000, pooled: 30_000, browser: 300_000 } })
 type Proxy = Awaited<ReturnType<typeof open>>
 const portsOf = (p: Proxy) => ({ shell: +new URL(p.shell).port, ui: +new URL(p.ui).port })

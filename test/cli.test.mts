@@ -78,8 +78,8 @@ const REJECTED: Case[] = [
   ['serve: --publish is not an option', ['serve', 'TRACE', '--publish', '8080:3000'], /unknown option --publish/],
   ['serve: -p is not an option', ['serve', 'TRACE', '-p', '8080:3000'], /unknown option -p/],
   ['serve: --network is not an option', ['serve', 'TRACE', '--network', 'bridge'], /unknown option --network/],
-  ['config: serve.network is not a field', ['serve', 'TRACE', '--config', 'CFG'], /\/serve must NOT have additional properties: "network"/, cfg('{"serve":{"network":"bridge"}}')],
-  ['config: serve.tls is not a field (loopback only; ssh -L for remote use)', ['serve', 'TRACE', '--config', 'CFG'], /\/serve must NOT have additional properties: "tls"/, cfg('{"serve":{"tls":{"cert":"/c","key":"/k"}}}')],
+  ['config: serve is no section any more (serve.hosts left; network and tls never were)', ['serve', 'TRACE', '--config', 'CFG'], /\/ must NOT have additional properties: "serve"/, cfg('{"serve":{"network":"bridge"}}')],
+  ['config: serve.hosts is gone (README: an /etc/hosts line)', ['serve', 'TRACE', '--config', 'CFG'], /\/ must NOT have additional properties: "serve"/, cfg('{"serve":{"hosts":["127.0.0.1"]}}')],
   ['unknown runtime flag', ['only-build', 'TRACE', '--runtime', 'lxc'], /--runtime must be podman or docker, not "lxc"/],
 ]
 

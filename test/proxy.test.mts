@@ -33,7 +33,7 @@ before(async () => {
     sock.on('data', d => sock.write(`echo:${d}`))
   })
   await new Promise<void>(ok => backend.listen(0, '127.0.0.1', ok))
-  proxy = await startProxy({ socketPath: forwarder((backend.address() as net.AddressInfo).port), port: 0, token: TOKEN, name: 'pernosco-test.localhost', names: ['pernosco.test'] })
+  proxy = await startProxy({ socketPath: forwarder((backend.address() as net.AddressInfo).port), port: 0, token: TOKEN, name: 'pernosco-test.localhost' })
 })
 const upgraded: import("node:stream").Duplex[] = []
 after(() => { proxy.close(); backend.close(); backend.closeAllConnections(); for (const s of upgraded) s.destroy() })
@@ -87,7 +87,7 @@ test('401 without a valid token or cookie, and the backend never sees the reques
   assert.deepEqual(seen, [])
 })
 
-test('Host must be the listen address or a configured name (DNS rebinding); Origin must match on non-GET', async () => {
+test('Host must be serve\'s own name and port (DNS rebinding); Origin must match on non-GET', async () => {
   seen = []
   assert.equal((await ui('/', { headers: { host: 'evil.example:' + new URL(proxy.ui).port } })).status, 403)
   assert.equal((await ui('/', { headers: { host: 'pernosco-test.localhost' } })).status, 403, 'port is part of Host')
@@ -99,7 +99,8 @@ test('Host must be the listen address or a configured name (DNS rebinding); Orig
   assert.equal((await ui('/', { method: 'DELETE', headers: { origin: proxy.shell } })).status, 403, 'the shell origin is not the UI origin')
   assert.equal((await ui('/sw.js', { headers: { 'service-worker': 'script' } })).status, 403, 'service workers refused')
   assert.deepEqual(seen, [])
-  assert.equal((await ui('/', { headers: { host: 'pernosco.test:' + new URL(proxy.ui).port } })).status, 200, 'configured name')
+  assert.equal((await ui('/', { headers: { host: 'pernosco.test:' + new URL(proxy.ui).port } })).status, 403, 'no other name (serve.hosts is gone)')
+  assert.equal((await ui('/')).status, 200, 'serve\'s own name')
   const post = await ui('/body', { method: 'POST', body: 'hello', headers: { origin: proxy.ui } })
   assert.deepEqual([post.status, post.body], [200, 'got 5'])
   assert.equal(seen.length, 2)
@@ -147,7 +148,7 @@ test('forced headers on every status, redirects keep only a same-origin Location
 })
 
 test('502 with forced headers when the server does not answer', async () => {
-  const dead = await startProxy({ socketPath: forwarder(1), port: 0, token: TOKEN, name: 'pernosco-test.localhost', names: [] })
+  const dead = await startProxy({ socketPath: forwarder(1), port: 0, token: TOKEN, name: 'pernosco-test.localhost' })
   const r = await request(dead.ui + '/', { headers: { cookie: `pernosco-${new URL(dead.shell).port}=${TOKEN}` } })
   assert.equal(r.status, 502)
   assert.equal(r.headers['x-content-type-options'], 'nosniff')
@@ -199,6 +200,6 @@ test('WebSocket upgrades pass after the same checks', async () => {
 })
 
 test('a busy port is a clear error', async () => {
-  await assert.rejects(startProxy({ socketPath: forwarder(1), port: +new URL(proxy.shell).port, token: TOKEN, name: 'x.localhost', names: [] }), /cannot listen on 127\.0\.0\.1:\d+: listen EADDRINUSE/)
+  await assert.rejects(startProxy({ socketPath: forwarder(1), port: +new URL(proxy.shell).port, token: TOKEN, name: 'x.localhost' }), /cannot listen on 127\.0\.0\.1:\d+: listen EADDRINUSE/)
 })
 
