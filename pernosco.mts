@@ -83,7 +83,7 @@ export const POLICY: readonly Rule[] = Object.freeze<Rule[]>([
       ...(l.cpus ? ['--cpus', String(l.cpus)] : []), '--pids-limit', String(l.pids)]],
   ['An optional cgroup parent from config, for site-wide accounting.',
     c => (c.cfg.cgroupParent ? ['--cgroup-parent', c.cfg.cgroupParent] : [])],
-  ['Run as you, not root, so output is yours without the reference\'s `chmod -R ugo+rwX`.',
+  ['Run as you (as root: runAs, never uid 0): output is yours without the reference\'s `chmod -R ugo+rwX`.',
     c => (c.rt === 'podman' && c.rootless ? ['--userns=keep-id'] : ['--user', `${c.uid}:${c.gid}`])],
   ['podman copies host proxy variables into containers unless told not to.',
     c => (c.rt === 'podman' ? ['--http-proxy=false'] : [])],
@@ -397,7 +397,7 @@ export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
   ['read-only root', 'the image cannot change while it runs',
     i => unless(!!i.HostConfig?.ReadonlyRootfs, 'off')],
   ['security options', 'exactly ours: no-new-privileges, our seccomp, AppArmor as POLICY says', securityOpts],
-  ['user', 'you, not root',
+  ['user', 'you, or as root the user runAs chose; never uid 0',
     (i, a) => unless(i.Config?.User === (a.vals('--user')[0] ?? `${a.c.uid}:${a.c.gid}`), i.Config?.User)],
   ['PID namespace', 'its own: host processes stay invisible',
     i => unless(['', 'private'].includes(i.HostConfig?.PidMode ?? ''), i.HostConfig?.PidMode)],
@@ -987,7 +987,7 @@ export const COMMANDS: Record<string, Command> = {
   'package-build': { usage: 'package-build [TRACE] [--skip-rr]   rr pack; libthread_db.so, sources.fallback',
     boolean: ['skip-rr'], run: r => packageBuild(r, traceArg(r)) },
   serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT]   '
-    + 'the app server, behind our proxy on 127.0.0.1', string: ['storage', 'sources', 'tunnel'], run: serve },
+    + 'the app server, behind our proxy on loopback', string: ['storage', 'sources', 'tunnel'], run: serve },
   'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`, ...BUILD_OPTS,
     run: onlyBuild },
 }
