@@ -676,7 +676,10 @@ export async function startProxy(o: ProxyOpts) {
   const shells = await listenLoopback(() => server(onShell, () => SF), o.port)
   const sp = boundPort(shells[0])
   const uiServer = () => server(onUi, () => UF).on('upgrade', onUpgrade)
-  const uis = await listenLoopback(uiServer, o.port && o.port + 1)
+  const uis = await listenLoopback(uiServer, o.port && o.port + 1).catch(e => {
+    shells.forEach(s => s.close()) // the shell's ports are not left listening
+    throw e
+  })
   const up = boundPort(uis[0])
   const S = `http://${o.name}:${sp}`
   const U = `http://${o.name}:${up}`

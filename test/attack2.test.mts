@@ -128,6 +128,13 @@ test('finding 2: a squatter on [::1]:PORT: serve refuses with one clear line ins
     // The shell's 127.0.0.1 listener was closed again: the port is free on IPv4.
     const again = await new Promise<boolean>(ok => { const s = net.createServer().once('error', () => ok(false)).listen(port, '127.0.0.1', () => s.close(() => ok(true))) })
     assert.ok(again, '127.0.0.1 released')
+    // The same squatter on the UI's port (the shell's + 1): the shell's listeners are closed again too.
+    const shellFree = await new Promise<boolean>(ok => { const s = net.createServer().once('error', () => ok(false)).listen(port - 1, '127.0.0.1', () => s.close(() => ok(true))) })
+    if (shellFree) {
+      await assert.rejects(open(forwarder(backendPort()), { port: port - 1 }), new RegExp(`cannot listen on \\[::1\\]:${port}: `))
+      const released = await new Promise<boolean>(ok => { const s = net.createServer().once('error', () => ok(false)).listen(port - 1, '127.0.0.1', () => s.close(() => ok(true))) })
+      assert.ok(released, 'the shell port released after the UI port failed')
+    }
   } finally {
     squatter.close()
   }
