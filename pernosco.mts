@@ -53,43 +53,52 @@ export interface Ctx {
   pidfile: string
 }
 
-// ---- POLICY: every confinement flag, with its reason. "WEAKENS" marks a relaxation. ----
-type Rule = readonly [why: string, flags: (c: Ctx) => string[]]
-const tmpfsOwner = (rt: Runtime) => (rt === 'podman' ? ',U' : '')
-export const POLICY: readonly Rule[] = Object.freeze<Rule[]>([
-  ['A fresh name per run: cleanup after Ctrl-C removes exactly this container.', c => ['--name', c.name]],
-  ['Removed when it exits. We also `rm -f` it on our exit, a signal or an internal error (kill -9 aside).',
-    () => ['--rm']],
-  ['No network at all: only loopback; no DNS resolver, gateway or host service.',
-    () => ['--network', 'none']],
-  ['No capabilities. config.capAdd (default empty) adds back what it names: WEAKENS.',
-    c => ['--cap-drop', 'ALL', ...c.cfg.capAdd.flatMap(k => ['--cap-add', k])]],
-  ['Never gain privileges through exec (setuid bits, file capabilities).',
-    () => ['--security-opt', 'no-new-privileges']],
-  ['Our SECCOMP below: the default blocks what a debugger needs; the reference used unconfined.',
-    c => ['--security-opt', `seccomp=${c.seccomp}`]],
-  ['WEAKENS: the default AppArmor profile denies mount(2), which the nested sandbox needs.',
-    () => ['--security-opt', 'apparmor=unconfined']],
-  ['The image is immutable while it runs; all writes go to the mounts and the tmpfs.', () => ['--read-only']],
-  ['A private, size-capped /tmp; exec: the builder runs tools from it. podman 4 drops mode= on a tmpfs, '
-    + 'so U makes this tmpfs (never a host path) the container user\'s.',
-  c => ['--tmpfs', `/tmp:rw,exec,nosuid,nodev,mode=1777,size=${c.cfg.limits.tmp}${tmpfsOwner(c.rt)}`]],
-  ['An init as PID 1 reaps zombies and forwards signals, so a stop is prompt.', () => ['--init']],
-  ['A fixed hostname: the host\'s name is not disclosed.', () => ['--hostname', 'pernosco']],
-  ['A private IPC namespace: no shared memory with the host or other containers.',
-    () => ['--ipc', 'private']],
-  ['Limits: memory (no extra swap), processes (a fork storm stops here), CPUs if configured.',
-    ({ cfg: { limits: l } }) => ['--memory', l.memory, '--memory-swap', l.memory,
-      ...(l.cpus ? ['--cpus', String(l.cpus)] : []), '--pids-limit', String(l.pids)]],
-  ['An optional cgroup parent from config, for site-wide accounting.',
-    c => (c.cfg.cgroupParent ? ['--cgroup-parent', c.cfg.cgroupParent] : [])],
-  ['Run as you (as root: runAs, never uid 0): output is yours without the reference\'s `chmod -R ugo+rwX`.',
-    c => (c.rt === 'podman' && c.rootless ? ['--userns=keep-id'] : ['--user', `${c.uid}:${c.gid}`])],
-  ['podman copies host proxy variables into containers unless told not to.',
-    c => (c.rt === 'podman' ? ['--http-proxy=false'] : [])],
-  ['Never pull implicitly: images come only from the pinned check before a run.', () => ['--pull', 'never']],
-  ['The environment is only what is listed: HOME points at the private /tmp.', () => ['--env', 'HOME=/tmp']],
-])
+// ---- POLICY: every confinement flag, with its reason above it. "WEAKENS" marks a relaxation. ----
+/** The flags every container gets, in order: the argv itself, a reason above each (bubblewrap's style). */
+export function POLICY(c: Ctx): string[] {
+  const l = c.cfg.limits
+  const podman = c.rt === 'podman'
+  return [
+    // A fresh name per run: cleanup after Ctrl-C removes exactly this container.
+    '--name', c.name,
+    // Removed when it exits. We also `rm -f` it on our exit, a signal or an internal error (kill -9 aside).
+    '--rm',
+    // No network at all: only loopback; no DNS resolver, gateway or host service.
+    '--network', 'none',
+    // No capabilities. config.capAdd (default empty) adds back what it names: WEAKENS.
+    '--cap-drop', 'ALL', ...c.cfg.capAdd.flatMap(k => ['--cap-add', k]),
+    // Never gain privileges through exec (setuid bits, file capabilities).
+    '--security-opt', 'no-new-privileges',
+    // Our SECCOMP below: the default blocks what a debugger needs; the reference used unconfined.
+    '--security-opt', `seccomp=${c.seccomp}`,
+    // WEAKENS: the default AppArmor profile denies mount(2), which the nested sandbox needs.
+    '--security-opt', 'apparmor=unconfined',
+    // The image is immutable while it runs; all writes go to the mounts and the tmpfs.
+    '--read-only',
+    // A private, size-capped /tmp; exec: the builder runs tools from it. podman 4 drops mode= on a tmpfs,
+    // so U makes this tmpfs (never a host path) the container user's.
+    '--tmpfs', `/tmp:rw,exec,nosuid,nodev,mode=1777,size=${l.tmp}${podman ? ',U' : ''}`,
+    // An init as PID 1 reaps zombies and forwards signals, so a stop is prompt.
+    '--init',
+    // A fixed hostname: the host's name is not disclosed.
+    '--hostname', 'pernosco',
+    // A private IPC namespace: no shared memory with the host or other containers.
+    '--ipc', 'private',
+    // Limits: memory (no extra swap), CPUs if configured, processes (a fork storm stops here).
+    '--memory', l.memory, '--memory-swap', l.memory, ...(l.cpus ? ['--cpus', String(l.cpus)] : []),
+    '--pids-limit', String(l.pids),
+    // An optional cgroup parent from config, for site-wide accounting.
+    ...(c.cfg.cgroupParent ? ['--cgroup-parent', c.cfg.cgroupParent] : []),
+    // Run as you (as root: runAs, never uid 0): output is yours without the reference's `chmod -R ugo+rwX`.
+    ...(podman && c.rootless ? ['--userns=keep-id'] : ['--user', `${c.uid}:${c.gid}`]),
+    // podman copies host proxy variables into containers unless told not to.
+    ...(podman ? ['--http-proxy=false'] : []),
+    // Never pull: images come only from your own pull or load, checked before a run.
+    '--pull', 'never',
+    // The environment is only what is listed: HOME points at the private /tmp.
+    '--env', 'HOME=/tmp',
+  ]
+}
 // SECCOMP: allow by default (a debugger replays arbitrary programs' syscalls), deny the kernel-surface
 // and escape calls no debugger needs. ptrace, mount, unshare, userfaultfd and perf_event_open stay
 // allowed on purpose. Architectures not listed (e.g. x32) are killed.
@@ -159,7 +168,6 @@ export function parseConfig(text: string, file: string): Config {
 }
 
 // ---- Builders: pure functions from (ctx, options) to argv arrays. ----
-const confinement = (c: Ctx) => POLICY.flatMap(([, flags]) => flags(c))
 /** A bind mount without submounts (so read-only is recursively read-only); podman also nosuid,nodev. */
 export function bindMount(rt: Runtime, src: string, dst: string, ro = false): string[] {
   const opts = rt === 'podman' ? 'bind-nonrecursive,nosuid,nodev' : 'bind-nonrecursive=true'
@@ -177,13 +185,13 @@ export function builderArgv(c: Ctx, trace: string, o: BuildOpts): string[] {
   const args = [...(o.shards ? ['--shards', String(o.shards)] : []),
     ...(o.checkTrace ? ['--check-trace'] : []), 'on-prem', '/trace',
     ...(o.skipGdbAddIndex ? ['--skip-gdb-add-index'] : [])]
-  return [c.rt, 'create', ...confinement(c), ...bindMount(c.rt, trace, '/trace'), ...env,
+  return [c.rt, 'create', ...POLICY(c), ...bindMount(c.rt, trace, '/trace'), ...env,
     '--entrypoint', 'db_builder', c.cfg.images.builder, ...args]
 }
 /** rr record in your own image: the same confinement plus SYS_PTRACE; the trace dir is its only mount. */
 export function recordContainerArgv(c: Ctx, out: string, image: string, cmd: string[]): string[] {
   const traced = { ...c, cfg: { ...c.cfg, capAdd: ['SYS_PTRACE'] } }
-  return [c.rt, 'create', ...confinement(traced), ...bindMount(c.rt, out, '/trace'),
+  return [c.rt, 'create', ...POLICY(traced), ...bindMount(c.rt, out, '/trace'),
     ...envFlags({ _RR_TRACE_DIR: '/trace' }), image, 'rr', 'record', ...cmd]
 }
 /** rr record on the host; `env` sets rr's own trace-dir variable only when --output is given. */
@@ -203,7 +211,7 @@ export function serverArgv(c: Ctx, trace: string, storage: string | undefined, s
   // podman's runtime writes the server's PID there as it starts (see serverPid); polling `inspect` instead
   // (~0.1 s a call) cost ~0.1 s of every start. docker has no such flag.
   const pid = c.rt === 'podman' ? ['--pidfile', c.pidfile] : []
-  return [c.rt, 'create', ...confinement(c), ...pid, ...mounts, ...env, c.cfg.images.server, ...args]
+  return [c.rt, 'create', ...POLICY(c), ...pid, ...mounts, ...env, c.cfg.images.server, ...args]
 }
 /** The bridge: plain node (no loader, so it starts fast) in the server's network namespace only, a
  * forwarder. It listens on a unix socket by path in our private 0700 directory (never an abstract name:
