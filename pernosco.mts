@@ -361,8 +361,8 @@ interface Inspect {
 }
 /** What was asked: the argv's values of a flag, the context, the checked image. */
 interface Asked { vals(flag: string): string[]; c: Ctx; img: Image }
-/** One row per check: what, why, and what is wrong (undefined when nothing is). */
-type Check = readonly [what: string, why: string, wrong: (i: Inspect, a: Asked) => unknown]
+/** One row per check, its reason above it: what, and what is wrong (undefined when nothing is). */
+type Check = readonly [what: string, wrong: (i: Inspect, a: Asked) => unknown]
 const unless = (ok: boolean, fact: unknown) => (ok ? undefined : fact ?? 'none')
 const gotMounts = (i: Inspect) =>
   (i.Mounts ?? []).map(m => `${m.Source}:${m.Destination}:${m.RW ? 'rw' : 'ro'}`).sort().join(' ')
@@ -395,36 +395,45 @@ function securityOpts(i: Inspect, a: Asked) {
 /** Rootless podman 4.3 reports our --userns=keep-id as `private`; rootful runs use no user namespace. */
 const userns = (a: Asked) => (a.c.rt === 'podman' && a.c.rootless ? ['keep-id', 'private'] : [''])
 export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
-  ['mounts', 'only ours, read-only where asked: no injected volume',
-    (i, a) => unless(gotMounts(i) === askedMounts(a), gotMounts(i))],
-  ['network', 'none: no DNS, gateway or host service',
-    i => unless(i.HostConfig?.NetworkMode === 'none', i.HostConfig?.NetworkMode)],
-  ['capabilities', 'only what config.capAdd names',
-    (i, a) => unless(caps(i) === a.vals('--cap-add').sort().join(), caps(i))],
-  ['privileged', 'never: it undoes every other flag', i => unless(!i.HostConfig?.Privileged, 'on')],
-  ['read-only root', 'the image cannot change while it runs',
-    i => unless(!!i.HostConfig?.ReadonlyRootfs, 'off')],
-  ['security options', 'exactly ours: no-new-privileges, our seccomp, AppArmor as POLICY says', securityOpts],
-  ['user', 'you, or as root the user runAs chose; never uid 0',
-    (i, a) => unless(i.Config?.User === (a.vals('--user')[0] ?? `${a.c.uid}:${a.c.gid}`), i.Config?.User)],
-  ['PID namespace', 'its own: host processes stay invisible',
-    i => unless(['', 'private'].includes(i.HostConfig?.PidMode ?? ''), i.HostConfig?.PidMode)],
-  ['IPC namespace', 'its own (podman reports our private as shareable)',
-    i => unless(['private', 'shareable'].includes(i.HostConfig?.IpcMode ?? ''), i.HostConfig?.IpcMode)],
-  ['UTS namespace', 'its own: the host name stays hidden',
-    i => unless(['', 'private'].includes(i.HostConfig?.UTSMode ?? ''), i.HostConfig?.UTSMode)],
-  ['user namespace', 'keep-id for rootless podman, the runtime default otherwise',
-    (i, a) => unless(userns(a).includes(i.HostConfig?.UsernsMode ?? ''), i.HostConfig?.UsernsMode)],
-  ['devices', 'none: no host device node inside',
-    i => unless(!i.HostConfig?.Devices?.length, JSON.stringify(i.HostConfig?.Devices))],
-  ['image', 'the one whose identity was checked',
-    (i, a) => unless(bare(i.Image) === bare(a.img.Id), `${i.Image}, not the one checked (${a.img.Id})`)],
-  ['environment', 'ours, the image\'s and the runtime\'s own', extraEnv],
+  // Only ours, read-only where asked: no injected volume.
+  ['mounts', (i, a) => unless(gotMounts(i) === askedMounts(a), gotMounts(i))],
+  // None: no DNS, gateway or host service.
+  ['network', i => unless(i.HostConfig?.NetworkMode === 'none', i.HostConfig?.NetworkMode)],
+  // Only what config.capAdd names.
+  ['capabilities', (i, a) => unless(caps(i) === a.vals('--cap-add').sort().join(), caps(i))],
+  // Never: it undoes every other flag.
+  ['privileged', i => unless(!i.HostConfig?.Privileged, 'on')],
+  // The image cannot change while it runs.
+  ['read-only root', i => unless(!!i.HostConfig?.ReadonlyRootfs, 'off')],
+  // Exactly ours: no-new-privileges, our seccomp, AppArmor as POLICY says.
+  ['security options', securityOpts],
+  // You, or as root the user runAs chose; never uid 0.
+  ['user', (i, a) => unless(i.Config?.User === (a.vals('--user')[0] ?? `${a.c.uid}:${a.c.gid}`),
+    i.Config?.User)],
+  // Its own PID namespace: host processes stay invisible.
+  ['PID namespace', i => unless(['', 'private'].includes(i.HostConfig?.PidMode ?? ''),
+    i.HostConfig?.PidMode)],
+  // Its own IPC namespace (podman reports our private as shareable).
+  ['IPC namespace', i => unless(['private', 'shareable'].includes(i.HostConfig?.IpcMode ?? ''),
+    i.HostConfig?.IpcMode)],
+  // Its own UTS namespace: the host name stays hidden.
+  ['UTS namespace', i => unless(['', 'private'].includes(i.HostConfig?.UTSMode ?? ''),
+    i.HostConfig?.UTSMode)],
+  // keep-id for rootless podman, the runtime default otherwise.
+  ['user namespace', (i, a) => unless(userns(a).includes(i.HostConfig?.UsernsMode ?? ''),
+    i.HostConfig?.UsernsMode)],
+  // None: no host device node inside.
+  ['devices', i => unless(!i.HostConfig?.Devices?.length, JSON.stringify(i.HostConfig?.Devices))],
+  // The one whose identity was checked.
+  ['image', (i, a) => unless(bare(i.Image) === bare(a.img.Id),
+    `${i.Image}, not the one checked (${a.img.Id})`)],
+  // Ours, the image's and the runtime's own (catches proxy settings, with credentials, copied in by docker).
+  ['environment', extraEnv],
 ])
 /** Each failed row, as `what fact`. */
 export function verify(argv: readonly string[], c: Ctx, info: Inspect, img: Image): string[] {
   const a: Asked = { vals: f => argv.flatMap((x, k) => (x === f ? [argv[k + 1] ?? ''] : [])), c, img }
-  const facts = VERIFY.map(([what, , wrong]) => [what, wrong(info, a)])
+  const facts = VERIFY.map(([what, wrong]) => [what, wrong(info, a)])
   return facts.filter(([, fact]) => fact !== undefined).map(([what, fact]) => `${what} ${fact}`)
 }
 /** Who the containers run as: you; as root, config.user or the user sudo came from; never uid 0, so no
