@@ -508,17 +508,12 @@ function entry(dir: string, name: string): fs.Stats | undefined {
   if (st?.isSymbolicLink()) fail(`trace: ${path.join(dir, name)} is a symlink; refusing to write through it`)
   return st
 }
-/** Create a new file under dir with O_EXCL|O_NOFOLLOW: it can never land anywhere else. As root, it is
- * given to the containers' user like the rest of the trace, so the trace's owner can remove it. */
-function writeNew(dir: string, name: string, data: string | Buffer, mode: number, owner?: number[]) {
-  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants
-  const fd = fs.openSync(path.join(dir, name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
-  try {
-    if (owner) fs.fchownSync(fd, owner[0], owner[1])
-    fs.writeFileSync(fd, data)
-  } finally {
-    fs.closeSync(fd)
-  }
+/** A new file. Flag 'wx' is O_CREAT|O_EXCL, which never follows a link at the name (open(2): it fails even
+ * on a dangling one), so the file cannot land anywhere else; its directory was lstat'ed by entry(). As root
+ * it is given to the containers' user like the rest of the trace, so the trace's owner can remove it. */
+function writeNew(file: string, data: string | Buffer, mode: number, owner?: number[]) {
+  fs.writeFileSync(file, data, { flag: 'wx', mode })
+  if (owner) fs.lchownSync(file, owner[0], owner[1])
 }
 /** Why an entry must go, or '' when it may stay. Owners: the container's user, and us (our own writes). */
 function unsafeEntry(p: string, st: fs.Stats, uids: number[]): string {
@@ -606,8 +601,8 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
   if (lib && !dbgSt && owner) fs.lchownSync(dbg, owner[0], owner[1])
   // Whatever is there (a file, or a directory the builder planted) goes; entry() refused a link.
   if (lib && libSt) fs.rmSync(path.join(dbg, 'libthread_db.so'), { recursive: true })
-  if (lib) writeNew(dbg, 'libthread_db.so', fs.readFileSync(lib), 0o555, owner)
-  if (!srcSt) writeNew(trace, 'sources.fallback', SOURCES_FALLBACK, 0o644, owner)
+  if (lib) writeNew(path.join(dbg, 'libthread_db.so'), fs.readFileSync(lib), 0o555, owner)
+  if (!srcSt) writeNew(path.join(trace, 'sources.fallback'), SOURCES_FALLBACK, 0o644, owner)
   return 0
 }
 
