@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir, getServed } from '../test/helpers.mts'
-import { podmanEnv, importImage, podman, WRAPPER } from '../test/podman-env.mts'
+import { podmanEnv, importImage, podman, WRAPPER, USER } from '../test/podman-env.mts'
 import { main, realSys, sanitize, forcedHeaders, type Run } from '../pernosco.mts'
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
@@ -22,7 +22,8 @@ if (spawnSync('cc', ['-static', '-O2', '-pthread', '-o', bin, path.join(ROOT, 'b
 importImage(IMAGE, { 'usr/local/bin/app_server': bin }, ['ENTRYPOINT ["/usr/local/bin/app_server"]'])
 const trace = path.join(tmpdir(), 'trace'), cfg = path.join(tmpdir(), 'pernosco.json')
 fs.mkdirSync(trace)
-fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: IMAGE, server: IMAGE } }))
+// As root the containers run as nobody (pernosco.mts never runs them as uid 0).
+fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: IMAGE, server: IMAGE }, ...USER }))
 
 // ---- serve start-up: command start → first 200 through the proxy, vs a bare `podman run` → first 200 inside ----
 const client = (args: string[], pre: string[] = []) => {
