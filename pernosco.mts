@@ -270,10 +270,13 @@ function runArgv(argv: readonly string[], capture = false, tag?: string): Promis
   const p = spawn(argv[0], argv.slice(1), { stdio: piped ? ['ignore', 'pipe', 'pipe'] : 'inherit' })
   const out: string[] = []
   const err: string[] = []
-  if (tag) asLines(p.stdout!, process.stdout, tag)
-  if (tag) asLines(p.stderr!, process.stderr, tag)
-  if (!tag) p.stdout?.on('data', d => out.push(d))
-  if (!tag) p.stderr?.on('data', d => err.push(d))
+  if (tag !== undefined) {
+    asLines(p.stdout!, process.stdout, tag)
+    asLines(p.stderr!, process.stderr, tag)
+  } else {
+    p.stdout?.on('data', d => out.push(d))
+    p.stderr?.on('data', d => err.push(d))
+  }
   return new Promise(res => {
     p.on('error', e => res({ code: 127, out: '', err: e.message }))
     p.on('close', (code, sig) => res({ code: code ?? 128 + os.constants.signals[sig!], out: out.join(''),
@@ -456,7 +459,6 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   during?: During) {
   const missing = !r.dry && !onPath(r.sys.env, r.rt)
   if (missing) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
-
   const img = await resolveImage(r, image)
   const [uid, gid] = runAs(r)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))

@@ -277,12 +277,19 @@ test('root: containers never run as uid 0; config.user, else the user sudo came 
     assert.equal(await main(['only-build', traceDir(), '--runtime', rt], g.sys), 2)
     const dir = tmpdir(), cfg = path.join(dir, 'c.json')
     fs.writeFileSync(cfg, JSON.stringify({ user: '4242:4343' }))
-    const h = fakeSys({ uid: 0 }) // config.user wins over sudo's
-    assert.equal(await main(['only-build', traceDir(), '--runtime', rt, '--config', cfg], h.sys), 0)
-    assert.deepEqual(h.calls[1].slice(h.calls[1].indexOf('--user'), h.calls[1].indexOf('--user') + 2), ['--user', '4242:4343'])
-    const u = fakeSys({ uid: 1000 }) // not root: always you, config.user ignored
-    assert.equal(await main(['only-build', traceDir(), '--runtime', rt, '--config', cfg], u.sys), 0)
-    assert.ok(!u.calls[1].includes('4242:4343'))
+    // The whole create argv: only the user mapping differs between the cases.
+    const whole = (c: string[], t: string, user: string) => [rt, 'create', '--name', c[3], '--rm', '--network', 'none', '--cap-drop', 'ALL',
+      '--security-opt', 'no-new-privileges', '--security-opt', c.find(a => a.startsWith('seccomp='))!, '--security-opt', 'apparmor=unconfined', '--read-only',
+      '--tmpfs', `/tmp:rw,exec,nosuid,nodev,mode=1777,size=4g${rt === 'podman' ? ',U' : ''}`, '--init', '--hostname', 'pernosco', '--ipc', 'private',
+      '--memory', '16g', '--memory-swap', '16g', '--pids-limit', '4096', ...user.split(' '), ...rt === 'podman' ? ['--http-proxy=false'] : [], '--pull', 'never',
+      '--env', 'HOME=/tmp', '--mount', `type=bind,src=${t},dst=/trace,${rt === 'podman' ? 'bind-nonrecursive,nosuid,nodev' : 'bind-nonrecursive=true'}`,
+      '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9', 'on-prem', '/trace']
+    const h = fakeSys({ uid: 0 }), th = traceDir() // config.user wins over sudo's
+    assert.equal(await main(['only-build', th, '--runtime', rt, '--config', cfg], h.sys), 0)
+    assert.deepEqual(h.calls[1], whole(h.calls[1], th, '--user 4242:4343'))
+    const u = fakeSys({ uid: 1000 }), tu = traceDir() // not root: always you, config.user ignored
+    assert.equal(await main(['only-build', tu, '--runtime', rt, '--config', cfg], u.sys), 0)
+    assert.deepEqual(u.calls[1], whole(u.calls[1], tu, rt === 'podman' ? '--userns=keep-id' : '--user 1000:1000'))
   }
   for (const bad of ['0:0', '1000:0', '0:1000', 'root', '1000']) {
     const dir = tmpdir(), cfg = path.join(dir, 'c.json')
