@@ -50,7 +50,6 @@ export interface Config {
 /** What one container run is built from. Facts about the host are passed in, never read. */
 export interface Ctx {
   rt: Runtime; cfg: Config; rootless: boolean; uid: number; gid: number; name: string; seccomp: string
-  pidfile: string
 }
 
 // ---- POLICY: every confinement flag, with its reason above it. "WEAKENS" marks a relaxation. ----
@@ -208,10 +207,7 @@ export function serverArgv(c: Ctx, trace: string, storage: string | undefined, s
   const args = ['--empty-umask', '--standalone', '--host', '0.0.0.0',
     ...(storage ? ['--app-storage', '/pernosco/storage'] : []),
     ...(sources.length ? ['--serve-sources', '/sources'] : [])]
-  // podman's runtime writes the server's PID there as it starts (see serverPid); polling `inspect` instead
-  // (~0.1 s a call) cost ~0.1 s of every start. docker has no such flag.
-  const pid = c.rt === 'podman' ? ['--pidfile', c.pidfile] : []
-  return [c.rt, 'create', ...POLICY(c), ...pid, ...mounts, ...env, c.cfg.images.server, ...args]
+  return [c.rt, 'create', ...POLICY(c), ...mounts, ...env, c.cfg.images.server, ...args]
 }
 /** The bridge: plain node (no loader, so it starts fast) in the server's network namespace only, a
  * forwarder. It listens on a unix socket by path in our private 0700 directory (never an abstract name:
@@ -247,21 +243,21 @@ export interface Sys {
 /** C0 and C1 control characters but tab and newline: escape sequences (OSC 52 writes the clipboard, OSC 8
  * plants links), carriage returns and cursor moves that rewrite earlier lines. */
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g
-/** A container's output is data, not terminal control: controls dropped, each line prefixed with its tag
- * so nothing it prints passes for ours. Lines are cut at 64 KiB: no newline means no memory held. */
-function asLines(from: Readable, to: NodeJS.WritableStream, tag: string) {
+/** Output of a container or of find is data, not terminal control: each line goes to `line` with controls
+ * dropped. Lines are cut at 64 KiB: no newline means no memory held. */
+function asLines(from: Readable, line: (l: string) => void) {
   let rest = ''
-  const line = (l: string) => to.write(`${tag} ${l.replace(CONTROL, '')}\n`)
+  const put = (l: string) => line(l.replace(CONTROL, ''))
   from.setEncoding('utf8')
   from.on('data', (d: string) => {
     const lines = (rest + d).split('\n')
     rest = lines.pop()!
-    lines.forEach(line)
+    lines.forEach(put)
     if (rest.length <= 65536) return
-    line(rest)
+    put(rest)
     rest = ''
   })
-  from.on('end', () => rest && line(rest))
+  from.on('end', () => rest && put(rest))
 }
 /** Captured commands (create, inspect, rm) never touch our terminal: stderr comes back, shown on failure.
  * A container's own output (tagged) goes through asLines; only host commands (rr) get the terminal. */
@@ -271,8 +267,9 @@ function runArgv(argv: readonly string[], capture = false, tag?: string): Promis
   const out: string[] = []
   const err: string[] = []
   if (tag !== undefined) {
-    asLines(p.stdout!, process.stdout, tag)
-    asLines(p.stderr!, process.stderr, tag)
+    // Each line prefixed with its tag, so that nothing a container prints passes for ours.
+    asLines(p.stdout!, l => process.stdout.write(`${tag} ${l}\n`))
+    asLines(p.stderr!, l => process.stderr.write(`${tag} ${l}\n`))
   } else {
     p.stdout?.on('data', d => out.push(d))
     p.stderr?.on('data', d => err.push(d))
@@ -465,7 +462,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
   const rootless = r.sys.uid !== 0
   const seccomp = `${dir}/seccomp.json`
-  const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless, uid, gid, name, seccomp, pidfile: `${dir}/pid` }
+  const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless, uid, gid, name, seccomp }
   fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: 'wx' })
   if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`) // kept, so the printed commands work
   const rm = rmArgv(r.rt, name)
@@ -517,68 +514,37 @@ function writeNew(file: string, data: string | Buffer, mode: number, owner?: num
   fs.writeFileSync(file, data, { flag: 'wx', mode })
   if (owner) fs.lchownSync(file, owner[0], owner[1])
 }
-/** Why an entry must go, or '' when it may stay. Owners: the container's user, and us (our own writes). */
-function unsafeEntry(p: string, st: fs.Stats, uids: number[]): string {
-  if (!uids.includes(st.uid)) return `owned by uid ${st.uid}`
-  if (!st.isSymbolicLink()) return st.isFile() || st.isDirectory() ? '' : 'a device, FIFO or socket'
-  // Decided from the link's text, never by resolving it: resolving a name the builder chose can trigger an
-  // automount (/net/NAME), a lookup around --network none, or hang. Relative with no `..`: each step stays
-  // below the link's own directory, and every other link left here passes the same rule.
-  const text = fs.readlinkSync(p)
-  const plain = !path.isAbsolute(text) && !text.split('/').includes('..')
-  return plain ? '' : 'a symlink that could point out of the trace'
+/** The clean-up of a directory a container wrote, as one GNU find command (findutils 4.9). -P: no link is
+ * ever followed or resolved. find handles a directory before it reads it, so one made unreadable is opened
+ * and one left writable to others is closed first: from then on only entries of another uid could change
+ * under us, and those go whole. LC_ALL=C: -lname compares bytes, whatever a name's encoding. */
+export function cleanArgv(dir: string, owners: number[]): string[] {
+  const foreign = [...new Set(owners)].flatMap(uid => ['!', '-uid', String(uid)])
+  // A link is judged by its text, never resolved (resolving a name the builder chose can trigger an
+  // automount such as /net/NAME, a lookup around --network none, or hang): absolute, or a `..` step.
+  const out = ['/*', '..', '../*', '*/..', '*/../*'].flatMap(p => ['-o', '-lname', p])
+  return ['env', 'LC_ALL=C', 'find', '-P', dir,
+    // Removed whole and unread (-prune; rm follows no link either): an entry of another uid, what is not a
+    // file, directory or link (a FIFO or a device hangs a read), a link that could point out of `dir`.
+    '(', ...foreign, '-o', '!', '-type', 'f', '!', '-type', 'd', '!', '-type', 'l', ...out, ')',
+    '-prune', '-printf', 'removed %P (type %y, uid %U)\\n', '-exec', 'rm', '-rf', '--', '{}', '+',
+    // A directory we cannot read, others may write, or setuid/setgid: fixed before find reads it.
+    '-o', '-type', 'd', '(', '!', '-perm', '-700', '-o', '-perm', '/6022', ')',
+    '-exec', 'chmod', '-c', 'u+rwx,go-w,ug-s', '--', '{}', ';',
+    // A file with setuid or setgid, or that others may write.
+    '-o', '-type', 'f', '-perm', '/6022', '-exec', 'chmod', '-c', 'go-w,ug-s', '--', '{}', '+']
 }
-/** Mode bits the builder may not leave: setuid, setgid, and group or world write (another local user could
- * swap an entry between our checks and our writes). */
-function modeFixes(mode: number): string[] {
-  const fixes: string[] = []
-  if (mode & 0o6000) fixes.push('setuid/setgid bit')
-  if (mode & 0o022) fixes.push('group/world write')
-  return fixes
-}
-/** GNU rm removes a tree without following any link met on the way (fts, openat with O_NOFOLLOW), even one
- * swapped in meanwhile by a local user who owns a directory there; node's rmSync works by path names. */
-const removeTree = (p: string) => spawnSync('rm', ['-rf', '--', p], { stdio: 'ignore' }).status === 0
-/** A name that is not UTF-8 has no string (node would put U+FFFD in it): renamed by its bytes first. */
-function named(dir: string, raw: Buffer): string {
-  const name = raw.toString()
-  if (Buffer.from(name).equals(raw)) return name
-  const safe = `pernosco-renamed-${crypto.randomBytes(4).toString('hex')}`
-  fs.renameSync(Buffer.concat([Buffer.from(dir + '/'), raw]), path.join(dir, safe))
-  return safe
-}
-/** Remove or neutralise what could make a later host-side read hang or a write land elsewhere. Each
- * directory is closed to others (go-w) before it is read, so only entries another local user owns can
- * change under us, and those go whole, by rm. */
-function cleanTree(trace: string, dir: string, uids: number[]): string[] {
-  const names = attempt(() => fs.readdirSync(dir, { encoding: 'buffer' }))
-  if (!names) return [`${path.relative(trace, dir)}: could NOT read it`]
-  return names.flatMap(raw => {
-    const p = path.join(dir, named(dir, raw))
-    const st = fs.lstatSync(p)
-    const rel = path.relative(trace, p)
-    const why = unsafeEntry(p, st, uids)
-    // Files a nested user namespace left under another uid may resist removal: say so, go on.
-    if (why) return [`${rel}: ${why}, ${removeTree(p) ? 'removed' : 'could NOT remove it'}`]
-    if (st.isSymbolicLink()) return []
-    // Ours, not a symlink, as lstat showed. A directory made unreadable (mode 000) is opened up for us.
-    const mode = (st.mode & 0o7777 & ~0o6022) | (st.isDirectory() ? 0o700 : 0)
-    if (mode !== (st.mode & 0o7777)) fs.chmodSync(p, mode)
-    const fixes = modeFixes(st.mode)
-    const below = st.isDirectory() ? cleanTree(trace, p, uids) : []
-    return fixes.length ? [`${rel}: ${fixes.join(' and ')}, cleared`, ...below] : below
-  })
-}
-/** After a container wrote `dir`: the trace after the builder, the storage dir after the app server. */
-export function sanitize(r: Run, dir: string, who: string, what: string) {
-  const st = fs.statSync(dir)
-  const root = st.mode & 0o7777
-  if (root & 0o6022) fs.chmodSync(dir, root & ~0o6022) // it can chmod its mount point
-  if (root & 0o022) r.sys.err(chalk.yellow(`pernosco: ${who} left ${what} others-writable, cleared`))
-  // Whose entries stay: the containers' user's, ours, and the directory owner's (your recording, your notes).
-  for (const f of cleanTree(dir, dir, [runAs(r)[0], r.sys.uid, st.uid])) {
-    r.sys.err(chalk.yellow(`pernosco: ${who} left ${f}`))
-  }
+/** After a container wrote `dir` (the trace after the builder, the storage dir after the app server): what
+ * may stay is owned by the containers' user, by us, or by the directory's owner (your recording, notes). */
+export async function sanitize(r: Run, dir: string, who: string) {
+  const argv = cleanArgv(dir, [runAs(r)[0], r.sys.uid, fs.statSync(dir).uid])
+  show(r, argv)
+  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+  const say = (l: string) => r.sys.err(chalk.yellow(`pernosco: after ${who}: ${l}`))
+  asLines(p.stdout, say)
+  asLines(p.stderr, say)
+  const code = await new Promise(ok => p.on('error', () => ok(127)).on('close', ok))
+  if (code) say(`the clean-up is INCOMPLETE (find exited ${code}): check ${dir} before you use it`)
 }
 const RR_URL = 'https://rr-project.org'
 export const LIBTHREAD_DB = ['/usr/lib64/libthread_db.so', '/usr/lib/x86_64-linux-gnu/libthread_db.so']
@@ -886,7 +852,7 @@ async function record(r: Run): Promise<number> {
 async function onTrace(r: Run, kind: string, argv: (c: Ctx, trace: string) => string[]) {
   const trace = traceArg(r)
   const code = await runContainer(r, kind, r.cfg.images.builder, c => argv(c, trace))
-  if (!r.dry) sanitize(r, trace, 'the builder', 'the trace')
+  if (!r.dry) await sanitize(r, trace, 'the builder')
   return code
 }
 function buildOpts(r: Run): BuildOpts {
@@ -914,7 +880,7 @@ async function serve(r: Run): Promise<number> {
   if (noNsenter) fail('serve needs nsenter to reach the server: install util-linux')
   const during: During = async (cname, c) => {
     const pid = await serverPid(r, c)
-    const socketPath = path.join(path.dirname(c.pidfile), 'bridge.sock') // in our private 0700 directory
+    const socketPath = path.join(path.dirname(c.seccomp), 'bridge.sock') // in our private 0700 directory
     const argv = bridgeArgv(r.rt, c.rootless, pid, process.execPath, socketPath)
     show(r, argv)
     if (r.dry || r.ended) return () => {}
@@ -950,29 +916,22 @@ async function serve(r: Run): Promise<number> {
     return died ? 1 : code
   } finally {
     // Also when serve fails after the server started (a taken port): what it wrote is cleaned all the same.
-    if (storage && r.started && !r.dry) sanitize(r, storage, 'the app server', 'the storage dir')
+    if (storage && r.started && !r.dry) await sanitize(r, storage, 'the app server')
   }
 }
-/** The server's PID on the host once it runs, for the bridge to enter its network namespace: docker's from
- * `inspect`; podman's from the pidfile its runtime writes in our private directory. runc renames it into
- * place, crun writes it in place: a number counts only when two reads 10 ms apart agree. Never a process
- * in our own network namespace, where the bridge would reach the host's port 3000. Polls for 2 minutes. */
+/** The server's PID on the host once it runs, from `inspect` (0 until then), for the bridge to enter its
+ * network namespace; never a process in our own network namespace, where the bridge would reach the host's
+ * port 3000. Polls for 2 minutes at most. */
 async function serverPid(r: Run, c: Ctx): Promise<string> {
-  if (r.dry && c.rt === 'podman') r.sys.out(`# PID: the number podman writes to ${c.pidfile}`)
   const netns = (pid: string) => attempt(() => fs.readlinkSync(path.join(r.sys.proc, pid, 'ns/net')))
   const ours = netns('self')
-  const until = Date.now() + 120_000
-  let last = ''
-  while (Date.now() < until && !r.ended) {
-    const inspected = c.rt === 'docker' ? (await exec(r, pidArgv(r.rt, c.name), true)).out : undefined
+  for (let i = 0; i < 1200 && !r.ended; i++) {
+    const pid = (await exec(r, pidArgv(r.rt, c.name), true)).out.trim()
     if (r.dry) return 'PID'
-    const pid = (inspected ?? attempt(() => fs.readFileSync(c.pidfile, 'utf8')) ?? '').trim()
-    const stable = /^[1-9]\d*$/.test(pid) && (inspected !== undefined || pid === last)
-    const hostNet = stable && ours !== undefined && netns(pid) === ours
+    const hostNet = ours !== undefined && netns(pid) === ours
     if (hostNet) fail(`the server's PID ${pid} is in our own network namespace: refused`)
-    if (stable) return pid
-    last = pid
-    await sleep(10)
+    if (/^[1-9]\d*$/.test(pid)) return pid
+    await sleep(100)
   }
   return ''
 }

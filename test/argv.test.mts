@@ -11,7 +11,7 @@ const B = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4f
 const FULL = parseConfig(JSON.stringify({ runtime: 'docker', images: { builder: 'reg.example/b@sha256:' + 'a'.repeat(64), server: 'reg.example/s:2' },
   limits: { memory: '8g', cpus: 2.5, pids: 512, tmp: '1g' }, cgroupParent: 'pernosco.slice', capAdd: ['SYS_PTRACE'] }), 'full.json')
 const ctx = (rt: 'podman' | 'docker', over: Partial<Ctx> = {}): Ctx =>
-  ({ rt, cfg: parseConfig('{}', 'd'), rootless: false, uid: 1000, gid: 100, name: 'pernosco-builder-0123456789ab', seccomp: '/tmp/p/seccomp.json', pidfile: '/tmp/p/pid', ...over })
+  ({ rt, cfg: parseConfig('{}', 'd'), rootless: false, uid: 1000, gid: 100, name: 'pernosco-builder-0123456789ab', seccomp: '/tmp/p/seccomp.json', ...over })
 
 // The confinement every container gets, spelled out literally for each runtime and user mapping.
 const HEAD = (tmp: string) => ['--name', 'pernosco-builder-0123456789ab', '--rm', '--network', 'none', '--cap-drop', 'ALL',
@@ -116,7 +116,7 @@ test('POLICY: one reason per flag, relaxations marked; SECCOMP denies escapes an
 })
 
 test('server, default config: podman rootful, rootless, docker; trace read-only, no storage, no sources', () => {
-  const tail = (m: string) => [...m === PM ? ['--pidfile', '/tmp/p/pid'] : [], '--mount', `type=bind,src=/home/u/trace,dst=/pernosco/database${m},readonly`,
+  const tail = (m: string) => ['--mount', `type=bind,src=/home/u/trace,dst=/pernosco/database${m},readonly`,
     '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0',
     '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9', '--empty-umask', '--standalone', '--host', '0.0.0.0']
   assert.deepEqual(serverArgv(ctx('podman'), '/home/u/trace', undefined, []), [...PODMAN_ROOTFUL, ...tail(PM)])
@@ -127,7 +127,7 @@ test('server, default config: podman rootful, rootless, docker; trace read-only,
 test('server, every option: storage read-write, sources read-only under /sources<FROM>, both runtimes', () => {
   for (const [rt, head, m] of [['podman', PODMAN_ROOTFUL, PM], ['docker', DOCKER, DM]] as const)
     assert.deepEqual(serverArgv(ctx(rt), '/t', '/s', [['/src', '/src'], ['/build/x', '/home/u/x']]), [...head,
-      ...rt === 'podman' ? ['--pidfile', '/tmp/p/pid'] : [], '--mount', `type=bind,src=/t,dst=/pernosco/database${m},readonly`, '--mount', `type=bind,src=/s,dst=/pernosco/storage${m}`,
+      '--mount', `type=bind,src=/t,dst=/pernosco/database${m},readonly`, '--mount', `type=bind,src=/s,dst=/pernosco/storage${m}`,
       '--mount', `type=bind,src=/src,dst=/sources/src${m},readonly`, '--mount', `type=bind,src=/home/u/x,dst=/sources/build/x${m},readonly`,
       '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0',
       '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9',
