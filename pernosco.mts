@@ -174,18 +174,12 @@ export function bindMount(rt: Runtime, src: string, dst: string, ro = false): st
 }
 export const envFlags = (env: Record<string, string | undefined>) =>
   Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : ['--env', `${k}=${v}`]))
-export interface BuildOpts {
-  shards?: number; compression?: number; checkTrace?: boolean; skipGdbAddIndex?: boolean; rrLog?: string
-}
-/** The db builder: the trace dir is its only mount. No `--empty-umask`: files keep your umask. */
-export function builderArgv(c: Ctx, trace: string, o: BuildOpts): string[] {
-  const env = envFlags({ RUST_BACKTRACE: 'full', RR_LOG: o.rrLog, RR_LOG_FILE: o.rrLog && '/trace/rr.log',
-    PERNOSCO_ZSTD_COMPRESSION_LEVEL: o.compression?.toString() })
-  const args = [...(o.shards ? ['--shards', String(o.shards)] : []),
-    ...(o.checkTrace ? ['--check-trace'] : []), 'on-prem', '/trace',
-    ...(o.skipGdbAddIndex ? ['--skip-gdb-add-index'] : [])]
-  return [c.rt, 'create', ...POLICY(c), ...bindMount(c.rt, trace, '/trace'), ...env,
-    '--entrypoint', 'db_builder', c.cfg.images.builder, ...args]
+/** The db builder: the trace dir is its only mount. `args`, given after `--`, are its own (it checks them),
+ * `on-prem /trace` when none. `env`: its variables. No `--empty-umask`: files keep your umask. */
+export function builderArgv(c: Ctx, trace: string, args: string[], env: Record<string, string | undefined>) {
+  return [c.rt, 'create', ...POLICY(c), ...bindMount(c.rt, trace, '/trace'),
+    ...envFlags({ RUST_BACKTRACE: 'full', ...env }), '--entrypoint', 'db_builder', c.cfg.images.builder,
+    ...(args.length ? args : ['on-prem', '/trace'])]
 }
 /** rr record in your own image: the same confinement plus SYS_PTRACE; the trace dir is its only mount. */
 export function recordContainerArgv(c: Ctx, out: string, image: string, cmd: string[]): string[] {
@@ -355,8 +349,7 @@ interface Inspect {
   Config?: { User?: string; Env?: string[] }
   HostConfig?: {
     NetworkMode?: string; CapAdd?: string[] | null; Privileged?: boolean; ReadonlyRootfs?: boolean
-    SecurityOpt?: string[] | null; PidMode?: string; IpcMode?: string; UTSMode?: string; UsernsMode?: string
-    Devices?: unknown[] | null
+    SecurityOpt?: string[] | null; PidMode?: string; IpcMode?: string; Devices?: unknown[] | null
   }
 }
 /** What was asked: the argv's values of a flag, the context, the checked image. */
@@ -392,8 +385,6 @@ function securityOpts(i: Inspect, a: Asked) {
   const ok = shown.sort().join(' ') === a.vals('--security-opt').sort().join(' ')
   return unless(ok, opts.join(' ').slice(0, 200))
 }
-/** Rootless podman 4.3 reports our --userns=keep-id as `private`; rootful runs use no user namespace. */
-const userns = (a: Asked) => (a.c.rt === 'podman' && a.c.rootless ? ['keep-id', 'private'] : [''])
 export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
   // Only ours, read-only where asked: no injected volume.
   ['mounts', (i, a) => unless(gotMounts(i) === askedMounts(a), gotMounts(i))],
@@ -416,12 +407,6 @@ export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
   // Its own IPC namespace (podman reports our private as shareable).
   ['IPC namespace', i => unless(['private', 'shareable'].includes(i.HostConfig?.IpcMode ?? ''),
     i.HostConfig?.IpcMode)],
-  // Its own UTS namespace: the host name stays hidden.
-  ['UTS namespace', i => unless(['', 'private'].includes(i.HostConfig?.UTSMode ?? ''),
-    i.HostConfig?.UTSMode)],
-  // keep-id for rootless podman, the runtime default otherwise.
-  ['user namespace', (i, a) => unless(userns(a).includes(i.HostConfig?.UsernsMode ?? ''),
-    i.HostConfig?.UsernsMode)],
   // None: no host device node inside.
   ['devices', i => unless(!i.HostConfig?.Devices?.length, JSON.stringify(i.HostConfig?.Devices))],
   // The one whose identity was checked.
@@ -855,11 +840,6 @@ async function onTrace(r: Run, kind: string, argv: (c: Ctx, trace: string) => st
   if (!r.dry) await sanitize(r, trace, 'the builder')
   return code
 }
-function buildOpts(r: Run): BuildOpts {
-  const compression = checkInt(r.o['compression-level'], '--compression-level', 1, 22)
-  return { shards: checkInt(r.o.shards, '--shards', 1, 1024), compression, checkTrace: r.o['check-trace'],
-    skipGdbAddIndex: r.o['skip-gdb-add-index'], rrLog: r.o['builder-rr-log'] }
-}
 /** --sources DIR or FROM=TO: FROM is where the trace expects sources, TO where they are on this host. */
 function source(spec: string): [string, string] {
   const [from, to = from] = spec.split(/=(.*)/s)
@@ -946,25 +926,25 @@ const answers = (socketPath: string) => new Promise<boolean>(ok => {
 
 // ---- CLI ----
 interface Command { usage: string; string?: string[]; boolean?: string[]; run(r: Run): Promise<number> }
-const BUILD_OPTS = { string: ['shards', 'compression-level', 'builder-rr-log'],
-  boolean: ['check-trace', 'skip-gdb-add-index'] }
-const BUILD_USAGE = '[--shards N] [--compression-level 1..22] [--check-trace] [--skip-gdb-add-index] '
-  + '[--builder-rr-log SPEC]'
+const BUILD_OPTS = ['compression-level', 'builder-rr-log']
+const BUILD_USAGE = '[--compression-level 1..22] [--builder-rr-log SPEC] [-- BUILDER ARGS]'
 function onlyBuild(r: Run) {
-  const o = buildOpts(r) // checked before anything runs
-  return onTrace(r, 'builder', (c, t) => builderArgv(c, t, o))
+  const level = checkInt(r.o['compression-level'], '--compression-level', 1, 22)?.toString()
+  const log = r.o['builder-rr-log']
+  const env = { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
+  return onTrace(r, 'builder', (c, t) => builderArgv(c, t, r.o['--'] ?? [], env))
 }
 export const COMMANDS: Record<string, Command> = {
   record: { usage: 'record [--output DIR] [--container IMAGE] -- CMD ARGS...   rr record, here or in IMAGE',
     string: ['output', 'container'], run: record },
   build: { usage: `build [TRACE] [--skip-rr] ${BUILD_USAGE}   package-build, then only-build`,
-    string: BUILD_OPTS.string, boolean: ['skip-rr', ...BUILD_OPTS.boolean],
+    string: BUILD_OPTS, boolean: ['skip-rr'],
     run: async r => (await packageBuild(r, traceArg(r))) || onlyBuild(r) },
   'package-build': { usage: 'package-build [TRACE] [--skip-rr]   rr pack; libthread_db.so, sources.fallback',
     boolean: ['skip-rr'], run: r => packageBuild(r, traceArg(r)) },
   serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT]   '
     + 'the app server, behind our proxy on loopback', string: ['storage', 'sources', 'tunnel'], run: serve },
-  'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`, ...BUILD_OPTS,
+  'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`, string: BUILD_OPTS,
     run: onlyBuild },
 }
 const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version'] }

@@ -25,13 +25,13 @@ const PM = ',bind-nonrecursive,nosuid,nodev', DM = ',bind-nonrecursive=true' // 
 const TAIL = (m: string) => ['--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`, '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', B, 'on-prem', '/trace']
 
 test('builder, default config: podman rootful, podman rootless, docker', () => {
-  assert.deepEqual(builderArgv(ctx('podman'), '/home/u/trace', {}), [...PODMAN_ROOTFUL, ...TAIL(PM)])
-  assert.deepEqual(builderArgv(ctx('podman', { rootless: true }), '/home/u/trace', {}), [...PODMAN_ROOTLESS, ...TAIL(PM)])
-  assert.deepEqual(builderArgv(ctx('docker', { rootless: true }), '/home/u/trace', {}), [...DOCKER, ...TAIL(DM)], 'docker maps the user with --user even when not root')
+  assert.deepEqual(builderArgv(ctx('podman'), '/home/u/trace', [], {}), [...PODMAN_ROOTFUL, ...TAIL(PM)])
+  assert.deepEqual(builderArgv(ctx('podman', { rootless: true }), '/home/u/trace', [], {}), [...PODMAN_ROOTLESS, ...TAIL(PM)])
+  assert.deepEqual(builderArgv(ctx('docker', { rootless: true }), '/home/u/trace', [], {}), [...DOCKER, ...TAIL(DM)], 'docker maps the user with --user even when not root')
 })
 
 test('builder, literal whole argv for docker with every option and the full config', () => {
-  assert.deepEqual(builderArgv(ctx('docker', { cfg: FULL }), '/t', { shards: 8, compression: 22, checkTrace: true, skipGdbAddIndex: true, rrLog: 'all:debug' }), [
+  assert.deepEqual(builderArgv(ctx('docker', { cfg: FULL }), '/t', ['--shards', '8', '--check-trace', 'on-prem', '/trace', '--skip-gdb-add-index'], { RR_LOG: 'all:debug', RR_LOG_FILE: '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: '22' }), [
     'docker', 'create', '--name', 'pernosco-builder-0123456789ab', '--rm', '--network', 'none', '--cap-drop', 'ALL', '--cap-add', 'SYS_PTRACE',
     '--security-opt', 'no-new-privileges', '--security-opt', 'seccomp=/tmp/p/seccomp.json', '--security-opt', 'apparmor=unconfined',
     '--read-only', '--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777,size=1g', '--init', '--hostname', 'pernosco', '--ipc', 'private',
@@ -41,17 +41,16 @@ test('builder, literal whole argv for docker with every option and the full conf
     '--entrypoint', 'db_builder', 'reg.example/b@sha256:' + 'a'.repeat(64), '--shards', '8', '--check-trace', 'on-prem', '/trace', '--skip-gdb-add-index'])
 })
 
-test('builder, each option alone, both runtimes', () => {
-  const cases: [object, string[], string[]][] = [
-    [{ shards: 3 }, [], ['--shards', '3', 'on-prem', '/trace']],
-    [{ compression: 1 }, ['--env', 'PERNOSCO_ZSTD_COMPRESSION_LEVEL=1'], ['on-prem', '/trace']],
-    [{ checkTrace: true }, [], ['--check-trace', 'on-prem', '/trace']],
-    [{ skipGdbAddIndex: true }, [], ['on-prem', '/trace', '--skip-gdb-add-index']],
-    [{ rrLog: 'ReplaySession:debug' }, ['--env', 'RR_LOG=ReplaySession:debug', '--env', 'RR_LOG_FILE=/trace/rr.log'], ['on-prem', '/trace']],
+test('builder, each variable alone and its own arguments in place of the default, both runtimes', () => {
+  const cases: [Record<string, string | undefined>, string[], string[], string[]][] = [
+    [{ RR_LOG: undefined }, ['--shards', '3', 'on-prem', '/trace'], [], ['--shards', '3', 'on-prem', '/trace']],
+    [{ PERNOSCO_ZSTD_COMPRESSION_LEVEL: '1' }, [], ['--env', 'PERNOSCO_ZSTD_COMPRESSION_LEVEL=1'], ['on-prem', '/trace']],
+    [{}, ['on-prem', '/trace', '--skip-gdb-add-index'], [], ['on-prem', '/trace', '--skip-gdb-add-index']],
+    [{ RR_LOG: 'ReplaySession:debug', RR_LOG_FILE: '/trace/rr.log' }, [], ['--env', 'RR_LOG=ReplaySession:debug', '--env', 'RR_LOG_FILE=/trace/rr.log'], ['on-prem', '/trace']],
   ]
   for (const [rt, head, m] of [['podman', PODMAN_ROOTFUL, PM], ['docker', DOCKER, DM]] as const)
-    for (const [o, env, args] of cases)
-      assert.deepEqual(builderArgv(ctx(rt), '/home/u/trace', o), [...head, '--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`,
+    for (const [o, given, env, args] of cases)
+      assert.deepEqual(builderArgv(ctx(rt), '/home/u/trace', given, o), [...head, '--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`,
         '--env', 'RUST_BACKTRACE=full', ...env, '--entrypoint', 'db_builder', B, ...args], `${rt} ${JSON.stringify(o)}`)
 })
 
@@ -75,7 +74,7 @@ test('host commands: rr record, start, rm', () => {
 
 test('never: privileged, unconfined seccomp, host network/pid/ipc/userns, devices, 0.0.0.0', () => {
   for (const rt of ['podman', 'docker'] as const) for (const rootless of [false, true]) {
-    const argv = builderArgv(ctx(rt, { rootless, cfg: FULL }), '/t', { shards: 2 }), a = argv.join(' ')
+    const argv = builderArgv(ctx(rt, { rootless, cfg: FULL }), '/t', ['--shards', '2'], {}), a = argv.join(' ')
     for (const bad of ['--privileged', '--pid', '--uts', '--device', '--publish', '-p', '--volume', '-v', 'host', '--userns=host', 'bash', 'chmod'])
       assert.ok(!argv.includes(bad), `${rt}: ${bad}`)
     for (const bad of ['seccomp=unconfined', '0.0.0.0', 'network host', 'ipc host', 'label=disable'])

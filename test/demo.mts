@@ -30,7 +30,7 @@ step('record', ['--config', cfg, 'record', '--output', traces, '--', '/bin/echo'
 // As root, the containers run as the config's user (never root), so the trace is handed to it.
 const trace = handTo(fs.realpathSync(path.join(traces, 'latest-trace')))
 step('build (dry run)', ['--config', cfg, 'build', trace, '--dry-run'], 'every command is printed, pasteable, and nothing runs')
-step('build', ['--config', cfg, 'build', trace, '--shards', '2'],
+step('build', ['--config', cfg, 'build', trace, '--', '--shards', '2', 'on-prem', '/trace'],
   'the builder ran with no network, no capabilities, seccomp on, as you (as root: as the config\'s user, never root), seeing only the trace (below)')
 console.log(`\n== the trace now holds: ${fs.readdirSync(trace).sort().join(' ')}`)
 console.log(`== the builder saw:\n${fs.readFileSync(path.join(trace, 'builder.txt'), 'utf8')}`)

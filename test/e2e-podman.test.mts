@@ -25,7 +25,7 @@ const ourTmpDirs = () => fs.readdirSync('/tmp').filter(d => d.startsWith('pernos
 
 test('build: rr pack, host-side packaging, then the confined builder writes into the trace as the invoking user', { skip }, () => {
   const t = trace(), before = ourTmpDirs()
-  const p = wrapper(['build', t, '--shards', '2'])
+  const p = wrapper(['build', t, '--', '--shards', '2', 'on-prem', '/trace'])
   assert.equal(p.status, 0, p.stderr)
   assert.match(rrLog(), new RegExp(`rr pack ${t} `))
   assert.equal(fs.readFileSync(path.join(t, 'built.txt'), 'utf8'), 'built\n')
