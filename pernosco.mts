@@ -354,9 +354,8 @@ interface Inspect {
 }
 /** What was asked: the argv's values of a flag, the context, the checked image. */
 interface Asked { vals(flag: string): string[]; c: Ctx; img: Image }
-/** One row per check, its reason above it: what, and what is wrong (undefined when nothing is). */
-type Check = readonly [what: string, wrong: (i: Inspect, a: Asked) => unknown]
-const unless = (ok: boolean, fact: unknown) => (ok ? undefined : fact ?? 'none')
+/** One row per check, its reason above it: what inspect shows, and what it must show. */
+type Check = readonly [what: string, got: (i: Inspect, a: Asked) => unknown, want: (a: Asked) => unknown]
 const gotMounts = (i: Inspect) =>
   (i.Mounts ?? []).map(m => `${m.Source}:${m.Destination}:${m.RW ? 'rw' : 'ro'}`).sort().join(' ')
 function askedMounts(a: Asked) {
@@ -365,61 +364,53 @@ function askedMounts(a: Asked) {
   return a.vals('--mount').map(fields).map(one).sort().join(' ')
 }
 const caps = (i: Inspect) => (i.HostConfig?.CapAdd ?? []).map(k => k.replace(/^CAP_/, '')).sort().join()
-const bare = (id?: string) => id?.replace(/^sha256:/, '')
 /** podman's own variables, and a PATH only when the image sets none (podman and docker add this one). */
 const RUNTIME_ENV = ['container=podman', 'HOSTNAME=pernosco', 'TERM=xterm']
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+/** The names of the variables that are not the argv's, the image's or the runtime's own. */
 function extraEnv(i: Inspect, a: Asked) {
   const image = a.img.Config?.Env ?? []
   const runtime = image.some(e => e.startsWith('PATH=')) ? RUNTIME_ENV : [...RUNTIME_ENV, DEFAULT_PATH]
   const allowed = [...image, ...a.vals('--env'), ...runtime]
-  const extra = (i.Config?.Env ?? []).filter(e => !allowed.includes(e))
-  return extra.map(e => e.split('=')[0]).join(' ') || undefined
+  return (i.Config?.Env ?? []).filter(e => !allowed.includes(e)).map(e => e.split('=')[0]).join(' ')
 }
-/** Exactly the argv's, no more (label=disable, unmask=ALL or systempaths=unconfined would each weaken it).
- * docker shows our seccomp profile inline, as its JSON. */
+/** The security options, sorted; docker shows our seccomp profile inline, as its JSON. */
 function securityOpts(i: Inspect, a: Asked) {
-  const opts = i.HostConfig?.SecurityOpt ?? []
   const inline = (o: string) => isDeepStrictEqual(attempt(() => JSON.parse(o.slice(8))), JSON.parse(SECCOMP))
-  const shown = opts.map(o => (o.startsWith('seccomp={') && inline(o) ? `seccomp=${a.c.seccomp}` : o))
-  const ok = shown.sort().join(' ') === a.vals('--security-opt').sort().join(' ')
-  return unless(ok, opts.join(' ').slice(0, 200))
+  const ours = (o: string) => (o.startsWith('seccomp={') && inline(o) ? `seccomp=${a.c.seccomp}` : o)
+  return (i.HostConfig?.SecurityOpt ?? []).map(ours).sort().join(' ')
 }
 export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
   // Only ours, read-only where asked: no injected volume.
-  ['mounts', (i, a) => unless(gotMounts(i) === askedMounts(a), gotMounts(i))],
+  ['mounts', gotMounts, askedMounts],
   // None: no DNS, gateway or host service.
-  ['network', i => unless(i.HostConfig?.NetworkMode === 'none', i.HostConfig?.NetworkMode)],
+  ['network', i => i.HostConfig?.NetworkMode, () => 'none'],
   // Only what config.capAdd names.
-  ['capabilities', (i, a) => unless(caps(i) === a.vals('--cap-add').sort().join(), caps(i))],
+  ['capabilities', caps, a => a.vals('--cap-add').sort().join()],
   // Never: it undoes every other flag.
-  ['privileged', i => unless(!i.HostConfig?.Privileged, 'on')],
+  ['privileged', i => !!i.HostConfig?.Privileged, () => false],
   // The image cannot change while it runs.
-  ['read-only root', i => unless(!!i.HostConfig?.ReadonlyRootfs, 'off')],
-  // Exactly ours: no-new-privileges, our seccomp, AppArmor as POLICY says.
-  ['security options', securityOpts],
+  ['read-only root', i => !!i.HostConfig?.ReadonlyRootfs, () => true],
+  // Exactly ours: label=disable, unmask=ALL or systempaths=unconfined would each weaken it.
+  ['security options', securityOpts, a => a.vals('--security-opt').sort().join(' ')],
   // You, or as root the user runAs chose; never uid 0.
-  ['user', (i, a) => unless(i.Config?.User === (a.vals('--user')[0] ?? `${a.c.uid}:${a.c.gid}`),
-    i.Config?.User)],
-  // Its own PID namespace: host processes stay invisible.
-  ['PID namespace', i => unless(['', 'private'].includes(i.HostConfig?.PidMode ?? ''),
-    i.HostConfig?.PidMode)],
-  // Its own IPC namespace (podman reports our private as shareable).
-  ['IPC namespace', i => unless(['private', 'shareable'].includes(i.HostConfig?.IpcMode ?? ''),
-    i.HostConfig?.IpcMode)],
+  ['user', i => i.Config?.User, a => a.vals('--user')[0] ?? `${a.c.uid}:${a.c.gid}`],
+  // Its own PID namespace (docker says ''): host processes stay invisible.
+  ['PID namespace', i => i.HostConfig?.PidMode || 'private', () => 'private'],
+  // Its own IPC namespace (podman says shareable).
+  ['IPC namespace', i => i.HostConfig?.IpcMode?.replace('shareable', 'private'), () => 'private'],
   // None: no host device node inside.
-  ['devices', i => unless(!i.HostConfig?.Devices?.length, JSON.stringify(i.HostConfig?.Devices))],
+  ['devices', i => JSON.stringify(i.HostConfig?.Devices ?? []), () => '[]'],
   // The one whose identity was checked.
-  ['image', (i, a) => unless(bare(i.Image) === bare(a.img.Id),
-    `${i.Image}, not the one checked (${a.img.Id})`)],
-  // Ours, the image's and the runtime's own (catches proxy settings, with credentials, copied in by docker).
-  ['environment', extraEnv],
+  ['image', i => i.Image?.replace(/^sha256:/, ''), a => a.img.Id?.replace(/^sha256:/, '')],
+  // Only ours, the image's and the runtime's own (docker copies proxy settings, with credentials, in).
+  ['environment', extraEnv, () => ''],
 ])
 /** Each failed row, as `what fact`. */
 export function verify(argv: readonly string[], c: Ctx, info: Inspect, img: Image): string[] {
   const a: Asked = { vals: f => argv.flatMap((x, k) => (x === f ? [argv[k + 1] ?? ''] : [])), c, img }
-  const facts = VERIFY.map(([what, wrong]) => [what, wrong(info, a)])
-  return facts.filter(([, fact]) => fact !== undefined).map(([what, fact]) => `${what} ${fact}`)
+  const failed = VERIFY.filter(([, got, want]) => !isDeepStrictEqual(got(info, a), want(a)))
+  return failed.map(([what, got]) => `${what} ${String(got(info, a)).slice(0, 200)}`)
 }
 /** Who the containers run as: you; as root, config.user or the user sudo came from; never uid 0, so no
  * container process is root of the host (rootless podman maps you to yourself with --userns=keep-id). */
@@ -944,8 +935,8 @@ export const COMMANDS: Record<string, Command> = {
     boolean: ['skip-rr'], run: r => packageBuild(r, traceArg(r)) },
   serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT]   '
     + 'the app server, behind our proxy on loopback', string: ['storage', 'sources', 'tunnel'], run: serve },
-  'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`, string: BUILD_OPTS,
-    run: onlyBuild },
+  'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`,
+    string: BUILD_OPTS, run: onlyBuild },
 }
 const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version'] }
 const GLOBAL_USAGE = 'Global options: --runtime podman|docker  --config FILE  '
