@@ -442,6 +442,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: 'wx' })
   if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`) // kept, so the printed commands work
   const rm = rmArgv(r.rt, name)
+  // From here on the container may exist: Ctrl-C, SIGTERM or SIGHUP removes it, and so does every way out.
   const off = r.sys.onSignal(() => {
     r.interrupted = true
     void r.sys.run(rm, true)
@@ -450,6 +451,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   try {
     const argv = build(c)
     if (!r.dry) LIVE.set(name, { rm, dir })
+    // Created, not run: nothing in it starts before VERIFY has compared it with the argv.
     const { code } = await exec(r, argv, true)
     if (code || r.interrupted) return r.interrupted ? 130 : code
     const { out } = await exec(r, [r.rt, 'inspect', name], true)
@@ -459,6 +461,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
         + 'Check containers.conf or the daemon config')
     }
     r.started = true
+    // Attached, so its exit code is ours; what it prints arrives tagged, as data (runArgv, asLines).
     const started = exec(r, startArgv(r.rt, name), false, chalk.dim(`${kind} |`))
     void started.finally(() => {
       r.ended = true
@@ -849,6 +852,7 @@ async function serve(r: Run): Promise<number> {
   // Each prerequisite fails where it is needed, with its fix (README, Prerequisites, lists them all).
   const noNsenter = !r.dry && !onPath(r.sys.env, 'nsenter')
   if (noNsenter) fail('serve needs nsenter to reach the server: install util-linux')
+  // While the server runs: its PID, the bridge into its network namespace, the proxy in front of the bridge.
   const during: During = async (cname, c) => {
     const pid = await serverPid(r, c)
     const socketPath = path.join(path.dirname(c.seccomp), 'bridge.sock') // in our private 0700 directory
@@ -867,11 +871,13 @@ async function serve(r: Run): Promise<number> {
       bridge.close()
       throw e
     })
+    // The bridge is the only way in: if it dies, the server is stopped rather than left unreachable.
     void bridge.died.then(() => {
       died = !r.ended && !r.interrupted
       if (died) r.sys.err(chalk.red('pernosco: the bridge to the server exited; stopping the server'))
       if (died) void r.sys.run(rmArgv(r.rt, cname), true)
     })
+    // "ready" once the server answers through the bridge (3000 tries at most; then the URL all the same).
     for (let i = 0; i < 3000 && !r.ended && !await answers(socketPath); i++) await sleep(10)
     const [a, b] = port ? [port, port + 1] : [8080, 8081]
     const ssh = `ssh -L ${a}:127.0.0.1:${a} -L ${b}:127.0.0.1:${b} THIS-HOST, and serve --tunnel ${a}`
@@ -899,9 +905,10 @@ async function serverPid(r: Run, c: Ctx): Promise<string> {
   for (let i = 0; i < 1200 && !r.ended; i++) {
     const pid = (await exec(r, pidArgv(r.rt, c.name), true)).out.trim()
     if (r.dry) return 'PID'
-    const hostNet = ours !== undefined && netns(pid) === ours
+    const running = /^[1-9]\d*$/.test(pid)
+    const hostNet = running && ours !== undefined && netns(pid) === ours
     if (hostNet) fail(`the server's PID ${pid} is in our own network namespace: refused`)
-    if (/^[1-9]\d*$/.test(pid)) return pid
+    if (running) return pid
     await sleep(100)
   }
   return ''
@@ -949,6 +956,8 @@ function usage(cmd?: string): string {
 /** The command is the first word that is not a global option's value. */
 const commandName = (args: string[]) =>
   args.find((a, i) => !a.startsWith('-') && !['--runtime', '--config'].includes(args[i - 1])) ?? ''
+/** Options are the command's own and the global ones; any other is refused, never ignored. What follows
+ * `--` stays apart (o['--']): the command to record, or the builder's own arguments. */
 function parse(args: string[]): minimist.ParsedArgs {
   const cmd = COMMANDS[commandName(args)]
   const o = minimist(args, { string: [...GLOBAL.string, ...cmd?.string ?? []], '--': true,
@@ -960,6 +969,7 @@ function parse(args: string[]): minimist.ParsedArgs {
   o._.splice(o._.indexOf(commandName(args)), 1)
   return o
 }
+/** --config FILE, else ./pernosco.json if it exists, else schema.json's defaults. */
 function loadConfig(sys: Sys, file: string | undefined): Config {
   const f = file ?? path.join(sys.cwd, 'pernosco.json')
   if (file === undefined && !fs.existsSync(f)) return parseConfig('{}', '(defaults)')

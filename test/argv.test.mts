@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import fs from 'node:fs'
 import { ROOT } from './helpers.mts'
-import { BRIDGE, serverArgv, bridgeArgv, pidArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
+import { BRIDGE, cleanArgv, serverArgv, bridgeArgv, pidArgv, builderArgv, recordContainerArgv, recordArgv, startArgv, rmArgv, parseConfig, POLICY, SECCOMP, SECCOMP_DENIED, type Ctx } from '../pernosco.mts'
 
 const B = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9'
 const FULL = parseConfig(JSON.stringify({ runtime: 'docker', images: { builder: 'reg.example/b@sha256:' + 'a'.repeat(64), server: 'reg.example/s:2' },
@@ -167,4 +167,33 @@ test('README auditor anchors: each lands on its banner, comment or definition, a
       (name !== undefined && new RegExp(`^(// ${name}\\b|(export )?(async )?(const|function|class|interface|type) ${name}\\b)`).test(line))
     assert.ok(starts, `${text}: line ${at} is ${JSON.stringify(line)}`)
   }
+})
+
+test('the clean-up after a container: one find command, its whole argv; owners once each', () => {
+  assert.deepEqual(cleanArgv('/home/u/trace', [1000, 1000, 0]), ['env', 'LC_ALL=C', 'find', '-P', '/home/u/trace',
+    '(', '!', '-uid', '1000', '!', '-uid', '0', '-o', '!', '-type', 'f', '!', '-type', 'd', '!', '-type', 'l',
+    '-o', '-lname', '/*', '-o', '-lname', '..', '-o', '-lname', '../*', '-o', '-lname', '*/..', '-o', '-lname', '*/../*', ')',
+    '-prune', '-printf', 'removed %P (type %y, uid %U)\\n', '-exec', 'rm', '-rf', '--', '{}', '+',
+    '-o', '-type', 'd', '(', '!', '-perm', '-700', '-o', '-perm', '/6022', ')', '-exec', 'chmod', '-c', 'u+rwx,go-w,ug-s', '--', '{}', ';',
+    '-o', '-type', 'f', '-perm', '/6022', '-exec', 'chmod', '-c', 'go-w,ug-s', '--', '{}', '+'])
+})
+
+/** The sections of pernosco.mts as README's size paragraph names them, each from its first line. */
+const SECTIONS: [string, RegExp][] = [['header and types', /^#!/], ['POLICY', /^\/\/ ---- POLICY/], ['SECCOMP', /^\/\/ SECCOMP: /],
+  ['validators', /^\/\/ ---- Validators/], ['builders', /^\/\/ ---- Builders/], ['executors', /^\/\/ ---- Executors/], ['VERIFY', /^\/\/ ---- VERIFY/],
+  ['runAs and runContainer', /^\/\*\* Who the containers run as/], ['trace hygiene', /^\/\/ ---- Trace hygiene/], ['proxy', /^\/\/ ---- Proxy/],
+  ['commands', /^\/\/ ---- Commands/], ['CLI', /^\/\/ ---- CLI/]]
+
+test('size (issue 17): comment-only lines >= 20 %, no growth past the ratchet, and README\'s size paragraph says each section\'s lines', () => {
+  const lines = fs.readFileSync(path.join(ROOT, 'pernosco.mts'), 'utf8').replace(/\n$/, '').split('\n')
+  const comments = lines.filter(l => /^\s*(\/\/|\/\*\*|\*)/.test(l)).length
+  assert.ok(comments / lines.length >= 0.2, `${comments} of ${lines.length} lines are comments: ${(100 * comments / lines.length).toFixed(1)} %`)
+  // The target is 680 lines (ceiling 700); until a design change gets there, the file may not grow (README, For auditors).
+  assert.ok(lines.length <= 1014, `${lines.length} lines`)
+  const at = SECTIONS.map(([, re]) => lines.findIndex(l => re.test(l)))
+  assert.ok(at.every((a, i) => a >= 0 && (i === 0 || a > at[i - 1])), `sections in order: ${at}`)
+  const said = SECTIONS.map(([name], i) => `${name} ${(at[i + 1] ?? lines.length) - at[i]}`).join(' · ')
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ')
+  assert.ok(readme.includes(`${lines.length} lines, ${comments} of them comment-only (${(100 * comments / lines.length).toFixed(1)} %): ${said}.`),
+    `README should say: ${lines.length} lines, ${comments} of them comment-only (${(100 * comments / lines.length).toFixed(1)} %): ${said}.`)
 })
