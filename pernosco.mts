@@ -191,16 +191,19 @@ export function recordContainerArgv(c: Ctx, out: string, image: string, cmd: str
 export const recordArgv = (out: string | undefined, cmd: string[]) =>
   [...(out ? ['env', `_RR_TRACE_DIR=${out}`] : []), 'rr', 'record', ...cmd]
 /** The app server: trace and sources read-only, storage read-write, still no network: see serve(). */
-export function serverArgv(c: Ctx, trace: string, storage: string | undefined, sources: [string, string][]) {
+export function serverArgv(c: Ctx, trace: string, storage: string | undefined, sources: [string, string][],
+  copied = false) {
   const mounts = [...bindMount(c.rt, trace, '/pernosco/database', true),
     ...(storage ? bindMount(c.rt, storage, '/pernosco/storage') : []),
     ...sources.flatMap(([from, to]) => bindMount(c.rt, to, `/sources${from}`, true))]
   const env = envFlags({ RUST_BACKTRACE: 'full', PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS: '0' })
   // --host 0.0.0.0 is every address of its own network namespace, which has only loopback (--network none);
   // --empty-umask: as the reference wrapper passes it (the builder omits it: its files keep your umask).
+  // Sources: those --sources mounts, else those package-build --copy-sources put in the (read-only) trace.
+  const served = sources.length ? '/sources' : copied && '/pernosco/database/sources'
   const args = ['--empty-umask', '--standalone', '--host', '0.0.0.0',
     ...(storage ? ['--app-storage', '/pernosco/storage'] : []),
-    ...(sources.length ? ['--serve-sources', '/sources'] : [])]
+    ...(served ? ['--serve-sources', served] : [])]
   return [c.rt, 'create', ...POLICY(c), ...mounts, ...env, c.cfg.images.server, ...args]
 }
 /** The bridge: plain node (no loader, so it starts fast) in the server's network namespace only, a
@@ -436,9 +439,8 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   const [uid, gid] = runAs(r)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
   const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
-  const rootless = r.sys.uid !== 0
   const seccomp = `${dir}/seccomp.json`
-  const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless, uid, gid, name, seccomp }
+  const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: r.sys.uid !== 0, uid, gid, name, seccomp }
   fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: 'wx' })
   if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`) // kept, so the printed commands work
   const rm = rmArgv(r.rt, name)
@@ -486,13 +488,6 @@ function entry(dir: string, name: string): fs.Stats | undefined {
   if (st?.isSymbolicLink()) fail(`trace: ${path.join(dir, name)} is a symlink; refusing to write through it`)
   return st
 }
-/** A new file. Flag 'wx' is O_CREAT|O_EXCL, which never follows a link at the name (open(2): it fails even
- * on a dangling one), so the file cannot land anywhere else; its directory was lstat'ed by entry(). As root
- * it is given to the containers' user like the rest of the trace, so the trace's owner can remove it. */
-function writeNew(file: string, data: string | Buffer, mode: number, owner?: number[]) {
-  fs.writeFileSync(file, data, { flag: 'wx', mode })
-  if (owner) fs.lchownSync(file, owner[0], owner[1])
-}
 /** The clean-up of a directory a container wrote, as one GNU find command (findutils 4.9). -P: no link is
  * ever followed or resolved. find handles a directory before it reads it, so one made unreadable is opened
  * and one left writable to others is closed first: from then on only entries of another uid could change
@@ -528,28 +523,74 @@ export async function sanitize(r: Run, dir: string, who: string) {
 const RR_URL = 'https://rr-project.org'
 export const LIBTHREAD_DB = ['/usr/lib64/libthread_db.so', '/usr/lib/x86_64-linux-gnu/libthread_db.so']
 export const SOURCES_FALLBACK = JSON.stringify([{ priority: -10, files: [{ url: '/sources/', at: '/' }] }])
-/** rr pack, then what the builder expects beside the trace: the host's libthread_db.so, sources.fallback. */
+const SUFFIX: Record<string, string> = { debuglink: 'debug', debugaltlink: 'sup', dwp: 'dwp' }
+/** What package-build copies into the trace, from `rr sources` (rr >= 5.6), as [host file, path in the trace]
+ * in the reference's layout: external_debug_info by build-id and type, each of `dwos` that no copied .dwp
+ * covers, by its 64-bit id (read as a string: a JS number would round it), and of `files` the sources under
+ * --copy-sources (real paths) at sources/PATH, where serve lets the app server find them. */
+export function debugCopies(json: string, copySources: string[], exists = isFile): [string, string][] {
+  type Fields = Record<string, string>
+  const s: { external_debug_info?: Fields[]; dwos?: Fields[]; files?: Record<string, string[]> } =
+    JSON.parse(json.replace(/([{,]\s*"id"\s*:\s*)(\d+)/g, '$1"$2"') || '{}')
+  const ext = s.external_debug_info ?? []
+  const kind = (t: string) => SUFFIX[t] ?? fail(`rr sources: unknown debug info type "${t}"`)
+  // debug/.build-id/XX/REST.debug (.sup, .dwp): XX is the build-id's first two hex digits, as gdb looks.
+  const byId = (e: Fields) =>
+    `debug/.build-id/${e.build_id.slice(0, 2)}/${e.build_id.slice(2)}.${kind(e.type)}`
+  const dwp = ext.filter(e => e.type === 'dwp' && exists(e.path)).map(e => e.build_id)
+  const dwos = (s.dwos ?? []).filter(d => !dwp.includes(d.build_id))
+  const dwo = (d: Fields) => `debug/.dwo/${BigInt(d.id).toString(16).padStart(16, '0')}.dwo`
+  const files = Object.entries(s.files ?? {}).flatMap(([dir, names]) => names.map(n => path.join(dir, n)))
+  const mine = files.filter(f => copySources.some(d => f.startsWith(d + '/')))
+  return [...ext.map(e => [e.path, byId(e)]),
+    ...dwos.map(d => [d.full_path || path.join(d.comp_dir ?? '', d.name), dwo(d)]),
+    ...mine.map(f => [f, `sources${f}`])] as [string, string][]
+}
+/** Only a regular file is read: a FIFO would hang the read, a device must not be read at all. */
+const isFile = (p: string) => attempt(() => fs.statSync(p).isFile()) ?? false
+/** `from` into the trace at `to`: each directory on the way made or checked by entry() (no link followed),
+ * the data copied to a new name (O_EXCL) and renamed over whatever is at `to`; a directory there goes. */
+function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: number[]) {
+  if (r.dry) return r.sys.out(`# would copy ${from} to ${path.join(trace, to)}`)
+  const missing = `pernosco: ${from}: missing or not a regular file, not copied`
+  if (!isFile(from)) return r.sys.err(chalk.yellow(missing))
+  let dir = trace
+  for (const part of path.dirname(to).split('/')) {
+    const st = entry(dir, part)
+    dir = path.join(dir, part)
+    if (st && !st.isDirectory()) fail(`trace: ${dir} is not a directory`)
+    if (!st) fs.mkdirSync(dir, { mode: 0o755 })
+    if (!st && owner) fs.lchownSync(dir, owner[0], owner[1])
+  }
+  const dest = path.join(trace, to)
+  if (fs.lstatSync(dest, { throwIfNoEntry: false })?.isDirectory()) fs.rmSync(dest, { recursive: true })
+  const tmp = path.join(dir, `.pernosco-${crypto.randomBytes(6).toString('hex')}`)
+  fs.copyFileSync(from, tmp, fs.constants.COPYFILE_EXCL)
+  fs.chmodSync(tmp, 0o444)
+  if (owner) fs.lchownSync(tmp, owner[0], owner[1])
+  fs.renameSync(tmp, dest) // rename replaces a file or a link, never writes through one
+}
+/** rr pack, then what the builder expects beside the trace: the host's libthread_db.so, what `rr sources`
+ * lists (debugCopies; printed, not run, in a dry run), sources.fallback. */
 async function packageBuild(r: Run, trace: string): Promise<number> {
   const pack = !r.o['skip-rr']
   if (pack && !onPath(r.sys.env, 'rr')) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
+  const copy = [r.o['copy-sources'] ?? []].flat().map(d => checkDir(d, '--copy-sources'))
+  if (copy.length && !pack) fail('--copy-sources copies what `rr sources` lists: drop --skip-rr')
   const { code } = pack ? await exec(r, ['rr', 'pack', trace]) : { code: 0 }
   if (code) return code
-  const lib = LIBTHREAD_DB.find(f => fs.existsSync(f))
-  const dbg = path.join(trace, 'files.system-debuginfo')
-  const dbgSt = entry(trace, 'files.system-debuginfo')
-  const srcSt = entry(trace, 'sources.fallback')
-  if (dbgSt && !dbgSt.isDirectory()) fail(`trace: ${dbg} is not a directory`)
-  const libSt = dbgSt && entry(dbg, 'libthread_db.so')
-  if (r.dry && lib) r.sys.out(`# would copy ${lib} to ${dbg}/libthread_db.so`)
-  if (r.dry && !srcSt) r.sys.out(`# would write ${trace}/sources.fallback`)
-  if (r.dry) return 0
+  const listed = pack ? await exec(r, ['rr', 'sources', trace], true) : { code: 0, out: '' }
+  if (listed.code) fail('`rr sources` failed (it needs rr >= 5.6): update rr, or pass --skip-rr')
+  const lib = LIBTHREAD_DB.filter(f => fs.existsSync(f)).slice(0, 1)
+  const libCopy = lib.map((f): [string, string] => [f, 'files.system-debuginfo/libthread_db.so'])
   const owner = r.sys.uid === 0 ? attempt(() => runAs(r)) : undefined
-  if (lib && !dbgSt) fs.mkdirSync(dbg, { mode: 0o755 })
-  if (lib && !dbgSt && owner) fs.lchownSync(dbg, owner[0], owner[1])
-  // Whatever is there (a file, or a directory the builder planted) goes; entry() refused a link.
-  if (lib && libSt) fs.rmSync(path.join(dbg, 'libthread_db.so'), { recursive: true })
-  if (lib) writeNew(path.join(dbg, 'libthread_db.so'), fs.readFileSync(lib), 0o555, owner)
-  if (!srcSt) writeNew(path.join(trace, 'sources.fallback'), SOURCES_FALLBACK, 0o644, owner)
+  for (const c of [...libCopy, ...debugCopies(listed.out, copy)]) copyIn(r, trace, c, owner)
+  // sources.fallback, unless there is one ('wx' is O_CREAT|O_EXCL: it never follows a link at the name).
+  const fallback = path.join(trace, 'sources.fallback')
+  if (entry(trace, 'sources.fallback')) return 0
+  if (r.dry) r.sys.out(`# would write ${fallback}`)
+  else fs.writeFileSync(fallback, SOURCES_FALLBACK, { flag: 'wx', mode: 0o644 })
+  if (owner && !r.dry) fs.lchownSync(fallback, owner[0], owner[1])
   return 0
 }
 
@@ -827,10 +868,14 @@ async function record(r: Run): Promise<number> {
   if (!rr) fail(`rr is not on PATH: install rr (${RR_URL}), or use --container`)
   return (await exec(r, recordArgv(out, cmd))).code
 }
-/** only-build: the builder image's container on the trace; then the trace is cleaned. */
-async function onTrace(r: Run, kind: string, argv: (c: Ctx, trace: string) => string[]) {
+/** only-build: the db builder on the trace, then the trace's clean-up. */
+async function onlyBuild(r: Run) {
   const trace = traceArg(r)
-  const code = await runContainer(r, kind, r.cfg.images.builder, c => argv(c, trace))
+  const level = checkInt(r.o['compression-level'], '--compression-level', 1, 22)?.toString()
+  const log = r.o['builder-rr-log']
+  const env = { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
+  const argv = (c: Ctx) => builderArgv(c, trace, r.o['--'] ?? [], env)
+  const code = await runContainer(r, 'builder', r.cfg.images.builder, argv)
   if (!r.dry) await sanitize(r, trace, 'the builder')
   return code
 }
@@ -887,7 +932,8 @@ async function serve(r: Run): Promise<number> {
       bridge.close()
     }
   }
-  const argv = (c: Ctx) => serverArgv(c, trace, storage, sources)
+  const copied = fs.lstatSync(path.join(trace, 'sources'), { throwIfNoEntry: false })?.isDirectory()
+  const argv = (c: Ctx) => serverArgv(c, trace, storage, sources, copied)
   try {
     const code = await runContainer(r, 'server', r.cfg.images.server, argv, during)
     return died ? 1 : code
@@ -926,20 +972,16 @@ const answers = (socketPath: string) => new Promise<boolean>(ok => {
 interface Command { usage: string; string?: string[]; boolean?: string[]; run(r: Run): Promise<number> }
 const BUILD_OPTS = ['compression-level', 'builder-rr-log']
 const BUILD_USAGE = '[--compression-level 1..22] [--builder-rr-log SPEC] [-- BUILDER ARGS]'
-function onlyBuild(r: Run) {
-  const level = checkInt(r.o['compression-level'], '--compression-level', 1, 22)?.toString()
-  const log = r.o['builder-rr-log']
-  const env = { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
-  return onTrace(r, 'builder', (c, t) => builderArgv(c, t, r.o['--'] ?? [], env))
-}
+const PACKAGE_USAGE = '[--skip-rr] [--copy-sources DIR]...'
 export const COMMANDS: Record<string, Command> = {
   record: { usage: 'record [--output DIR] [--container IMAGE] -- CMD ARGS...   rr record, here or in IMAGE',
     string: ['output', 'container'], run: record },
-  build: { usage: `build [TRACE] [--skip-rr] ${BUILD_USAGE}   package-build, then only-build`,
-    string: BUILD_OPTS, boolean: ['skip-rr'],
+  build: { usage: `build [TRACE] ${PACKAGE_USAGE} ${BUILD_USAGE}   package-build, then only-build`,
+    string: [...BUILD_OPTS, 'copy-sources'], boolean: ['skip-rr'],
     run: async r => (await packageBuild(r, traceArg(r))) || onlyBuild(r) },
-  'package-build': { usage: 'package-build [TRACE] [--skip-rr]   rr pack; libthread_db.so, sources.fallback',
-    boolean: ['skip-rr'], run: r => packageBuild(r, traceArg(r)) },
+  'package-build': { usage: `package-build [TRACE] ${PACKAGE_USAGE}   rr pack; what rr sources lists, `
+    + 'libthread_db.so, sources.fallback', string: ['copy-sources'], boolean: ['skip-rr'],
+    run: r => packageBuild(r, traceArg(r)) },
   serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT]   '
     + 'the app server, behind our proxy on loopback', string: ['storage', 'sources', 'tunnel'], run: serve },
   'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`,

@@ -44,7 +44,8 @@ const REJECTED: Case[] = [
   ['record --output relative', ['record', '--output', 'out', '--', './t'], /--output: "out" is relative/],
   ['trace entry symlink: sources.fallback', ['package-build', 'TRACE', '--skip-rr'], /sources\.fallback is a symlink; refusing to write through it/, t => fs.symlinkSync('/etc/passwd', path.join(t, 'sources.fallback'))],
   ['trace entry symlink: files.system-debuginfo', ['build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is a symlink/, (t, d) => fs.symlinkSync(d, path.join(t, 'files.system-debuginfo'))],
-  ['trace entry symlink: libthread_db.so', ['package-build', 'TRACE', '--skip-rr'], /libthread_db\.so is a symlink/, t => { fs.mkdirSync(path.join(t, 'files.system-debuginfo')); fs.symlinkSync('/etc/shadow', path.join(t, 'files.system-debuginfo/libthread_db.so')) }],
+  ['--copy-sources with --skip-rr (issue 18)', ['package-build', 'TRACE', '--skip-rr', '--copy-sources', 'DIR'], /--copy-sources copies what `rr sources` lists: drop --skip-rr/],
+  ['--copy-sources relative (issue 18)', ['build', 'TRACE', '--copy-sources', 'src'], /--copy-sources: "src" is relative/],
   ['trace entry not a directory: files.system-debuginfo', ['package-build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is not a directory/, t => fs.writeFileSync(path.join(t, 'files.system-debuginfo'), '')],
   ['compression level 0', ['only-build', 'TRACE', '--compression-level', '0'], /--compression-level must be an integer from 1 to 22, not "0"/],
   ['compression level 23', ['only-build', 'TRACE', '--compression-level', '23'], /--compression-level must be an integer from 1 to 22, not "23"/],
@@ -106,7 +107,7 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
   fs.rmSync(path.dirname(seccomp), { recursive: true })
   const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-builder-[0-9a-f]{12}) /)![1]
   const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
-  assert.deepEqual(f.out, [`rr pack ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
+  assert.deepEqual(f.out, [`rr pack ${t}`, `rr sources ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
     `# would write ${t}/sources.fallback`, 'docker image inspect localhost/b:1', `# seccomp profile written to ${seccomp}`,
     `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
     `docker inspect ${name}`, `docker start --attach ${name}`, `docker rm --force ${name}`])
@@ -162,13 +163,18 @@ test('a signal during create: never started', async () => {
 test('package-build writes libthread_db.so and sources.fallback without following links, keeps an existing fallback', async () => {
   const f = fakeSys(), t = traceDir()
   assert.equal(await main(['package-build', t], f.sys), 0)
-  assert.deepEqual(f.calls, [['rr', 'pack', t]])
+  assert.deepEqual(f.calls, [['rr', 'pack', t], ['rr', 'sources', t]])
   assert.equal(fs.readFileSync(path.join(t, 'sources.fallback'), 'utf8'), SOURCES_FALLBACK)
   const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
   if (lib) {
     const dest = path.join(t, 'files.system-debuginfo/libthread_db.so')
     assert.deepEqual(fs.readFileSync(dest), fs.readFileSync(lib))
-    assert.equal(fs.statSync(dest).mode & 0o777, 0o555)
+    assert.equal(fs.statSync(dest).mode & 0o7777, 0o444, 'read-only for all, never setuid or writable')
+    // issue 18: a link planted where it goes is replaced, never written through
+    const target = path.join(tmpdir(), 'target'); fs.writeFileSync(target, 'theirs')
+    fs.rmSync(dest); fs.symlinkSync(target, dest)
+    assert.equal(await main(['package-build', t], f.sys), 0)
+    assert.ok(fs.lstatSync(dest).isFile() && fs.readFileSync(target, 'utf8') === 'theirs')
   }
   fs.writeFileSync(path.join(t, 'sources.fallback'), '[]')
   assert.equal(await main(['package-build', t], f.sys), 0, 'second run replaces the library, keeps the fallback')

@@ -44,6 +44,26 @@ test('build: rr pack, host-side packaging, then the confined builder writes into
   assert.deepEqual(ourTmpDirs(), before, 'no temp dir left')
 })
 
+test('build --copy-sources with a stand-in rr sources: debug info and sources land in the trace, the confined builder reads them, serve offers them (issue 18)', { skip }, () => {
+  const t = trace(), host = tmpdir(), json = path.join(host, 'sources.json')
+  fs.mkdirSync(path.join(host, 'src'))
+  fs.writeFileSync(path.join(host, 'src/a.c'), 'int a;\n')
+  fs.writeFileSync(path.join(host, 'lib.debug'), Buffer.from('\x7fELF stand-in debug info', 'latin1'))
+  fs.writeFileSync(json, JSON.stringify({ external_debug_info: [{ path: path.join(host, 'lib.debug'), build_id: 'aa11', type: 'debuglink' }],
+    dwos: [], files: { [path.join(host, 'src')]: ['a.c'] } }))
+  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'build', t, '--copy-sources', host],
+    { env: { ...podmanEnv(), RR_SOURCES_JSON: json }, encoding: 'utf8', timeout: 120_000 })
+  assert.equal(p.status, 0, p.stderr)
+  assert.match(rrLog(), new RegExp(`rr sources ${t} `))
+  assert.equal(fs.readFileSync(path.join(t, 'copies.txt'), 'utf8'), `/trace/debug/.build-id/aa/11.debug\n/trace/sources${host}/src/a.c\n`)
+  const st = fs.statSync(path.join(t, 'debug/.build-id/aa/11.debug'))
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [RUN_AS.uid, RUN_AS.gid, 0o444], 'the containers\' user\'s, read-only')
+  const s = wrapper(['serve', t, '--dry-run'])
+  assert.equal(s.status, 0, s.stderr)
+  assert.match(s.stdout, /--serve-sources \/pernosco\/database\/sources\n/)
+  fs.rmSync(path.dirname(/# seccomp profile written to (\S+)/.exec(s.stdout)![1]), { recursive: true }) // a dry run keeps it
+})
+
 test('the container\'s exit code is the wrapper\'s; nothing left behind', { skip }, () => {
   const t = trace()
   fs.writeFileSync(path.join(t, 'mode'), 'fail')

@@ -1,0 +1,152 @@
+// Issue 18: package-build copies what `rr sources` lists (external debug info, DWOs, and with
+// --copy-sources the sources) into the trace. rr cannot record on these machines, so a stand-in answers
+// `rr sources` with crafted JSON, and the host files it names are made here.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { main, debugCopies } from '../pernosco.mts'
+import { fakeSys, tmpdir, traceDir } from './helpers.mts'
+
+const ELF = (tag: string) => Buffer.concat([Buffer.from('\x7fELF', 'latin1'), Buffer.from(tag)])
+/** A DWO id above 2^53: a JavaScript number would round it (rr prints it as a bare 64-bit integer). */
+const BIG = '18446744073709551557' // 0xffffffffffffffc5
+
+test('debugCopies: the layout for each type, ids exact, the dwp covers its DWOs, sources only under --copy-sources', () => {
+  const json = `{
+    "relevant_binaries": ["mmap_1_prog"],
+    "external_debug_info": [
+      { "path":"/usr/lib/debug/.build-id/ab/cdef.debug", "build_id":"abcdef", "type":"debuglink" },
+      { "path":"/usr/lib/debug/.dwz/x86_64-linux-gnu/libc6.debug", "build_id":"0123", "type":"debugaltlink" },
+      { "path":"/build/prog.dwp", "build_id":"beef01", "type":"dwp" }
+    ],
+    "dwos":[
+      { "name":"a.dwo", "full_path":"/build/obj/a.dwo", "build_id":"beef01", "trace_file":"mmap_1_prog", "comp_dir":"/build", "id":${BIG} },
+      { "name":"obj/b.dwo", "full_path":"", "build_id":"cafe02", "trace_file":"mmap_2_lib", "comp_dir":"/build", "id":255 }
+    ],
+    "symlinks":[],
+    "files":{ "/src/proj": ["main.c", "../other/x.c", "inc/h.h"], "": ["/usr/include/stdio.h", "/src/proj/gen/y.c"] }
+  }`
+  const exists = (p: string) => p === '/build/prog.dwp'
+  assert.deepEqual(debugCopies(json, ['/src/proj'], exists), [
+    ['/usr/lib/debug/.build-id/ab/cdef.debug', 'debug/.build-id/ab/cdef.debug'],
+    ['/usr/lib/debug/.dwz/x86_64-linux-gnu/libc6.debug', 'debug/.build-id/01/23.sup'],
+    ['/build/prog.dwp', 'debug/.build-id/be/ef01.dwp'],
+    // a.dwo is in prog.dwp (same build-id): not copied; b.dwo has no full_path: comp_dir/name
+    ['/build/obj/b.dwo', 'debug/.dwo/00000000000000ff.dwo'],
+    ['/src/proj/main.c', 'sources/src/proj/main.c'], ['/src/proj/inc/h.h', 'sources/src/proj/inc/h.h'],
+    ['/src/proj/gen/y.c', 'sources/src/proj/gen/y.c']])
+  // without the .dwp here, its DWOs are copied one by one; the 64-bit id keeps every digit
+  assert.deepEqual(debugCopies(json, [], () => false).filter(([, to]) => to.startsWith('debug/.dwo')),
+    [['/build/obj/a.dwo', 'debug/.dwo/ffffffffffffffc5.dwo'], ['/build/obj/b.dwo', 'debug/.dwo/00000000000000ff.dwo']])
+  assert.deepEqual(debugCopies('', []), [], 'nothing listed (a dry run, or --skip-rr)')
+  assert.throws(() => debugCopies('{"external_debug_info":[{"path":"/x","build_id":"abcd","type":"zdebug"}]}', []), /rr sources: unknown debug info type "zdebug"/)
+})
+
+/** A host with rr sources answering `json(dir)`, dir being a temp dir that holds the listed files. */
+function hostWith(json: (dir: string) => string, uid?: number) {
+  const dir = tmpdir()
+  return { dir, f: fakeSys({ uid, answer: a => (a[1] === 'sources' ? { code: 0, out: json(dir) } : undefined) }) }
+}
+
+test('package-build: each listed file lands in the builder\'s layout, read-only; a missing file, a FIFO and a device are warned about, never read', async () => {
+  const t = traceDir()
+  const { dir, f } = hostWith(d => JSON.stringify({
+    external_debug_info: [{ path: `${d}/lib.debug`, build_id: 'aa11', type: 'debuglink' }, { path: `${d}/alt`, build_id: 'bb22', type: 'debugaltlink' },
+      { path: `${d}/fifo`, build_id: 'cc33', type: 'debuglink' }, { path: '/dev/zero', build_id: 'dd44', type: 'debuglink' }],
+    dwos: [{ name: 'x.dwo', full_path: `${d}/x.dwo`, build_id: 'ff66', comp_dir: d, id: 1 }, { name: 'gone.dwo', full_path: '', comp_dir: d, build_id: 'ff66', id: 2 }],
+    files: { '': [`${d}/src/a.c`] },
+  }).replace('"id":1}', `"id":${BIG}}`))
+  fs.writeFileSync(path.join(dir, 'lib.debug'), ELF('debuglink'))
+  fs.writeFileSync(path.join(dir, 'alt'), ELF('sup'), { mode: 0o4755 })
+  fs.writeFileSync(path.join(dir, 'x.dwo'), ELF('dwo'))
+  assert.equal(spawnSync('mkfifo', [path.join(dir, 'fifo')]).status, 0)
+  assert.equal(await main(['package-build', t], f.sys), 0, 'a FIFO among them does not hang it')
+  const at = (p: string) => fs.readFileSync(path.join(t, p), 'latin1')
+  assert.equal(at('debug/.build-id/aa/11.debug'), '\x7fELFdebuglink')
+  assert.equal(at('debug/.build-id/bb/22.sup'), '\x7fELFsup')
+  assert.equal(at('debug/.dwo/ffffffffffffffc5.dwo'), '\x7fELFdwo')
+  assert.equal(fs.statSync(path.join(t, 'debug/.build-id/bb/22.sup')).mode & 0o7777, 0o444, 'no setuid, no write')
+  assert.deepEqual(fs.readdirSync(path.join(t, 'debug/.build-id')).sort(), ['aa', 'bb'], 'the FIFO and the device not copied')
+  assert.ok(!fs.existsSync(path.join(t, 'sources')), 'no --copy-sources: no sources')
+  const not = (p: string) => `pernosco: ${p}: missing or not a regular file, not copied`
+  assert.deepEqual(f.err.sort(), [not(`${dir}/fifo`), not(`${dir}/gone.dwo`), not('/dev/zero')].sort())
+  // a second run replaces each copy in place
+  fs.writeFileSync(path.join(dir, 'lib.debug'), ELF('newer'))
+  assert.equal(await main(['package-build', t], f.sys), 0)
+  assert.equal(at('debug/.build-id/aa/11.debug'), '\x7fELFnewer')
+  assert.deepEqual(fs.readdirSync(path.join(t, 'debug/.build-id/aa')), ['11.debug'], 'no temporary file left')
+})
+
+test('package-build: a link planted at any destination is replaced or refused, never followed', async () => {
+  const outside = tmpdir()
+  const { dir, f } = hostWith(d => JSON.stringify({ external_debug_info: [{ path: `${d}/lib.debug`, build_id: 'aa11', type: 'debuglink' }] }))
+  fs.writeFileSync(path.join(dir, 'lib.debug'), ELF('ok'))
+  // a link as a directory on the way: refused, nothing written outside
+  for (const [where, exp] of [['debug', /debug is a symlink/], ['debug/.build-id', /\.build-id is a symlink/], ['debug/.build-id/aa', /aa is a symlink/]] as const) {
+    const t = traceDir()
+    fs.mkdirSync(path.join(t, path.dirname(where)), { recursive: true })
+    fs.symlinkSync(outside, path.join(t, where))
+    assert.equal(await main(['package-build', t], f.sys), 2, where)
+    assert.match(f.err.at(-1)!, exp)
+    assert.deepEqual(fs.readdirSync(outside), [], `${where}: nothing written outside`)
+  }
+  // a link, a directory or a file where the file goes: replaced by the copy; the link's target untouched
+  for (const plant of ['link', 'dir', 'file']) {
+    const t = traceDir(), dest = path.join(t, 'debug/.build-id/aa/11.debug')
+    fs.mkdirSync(path.dirname(dest), { recursive: true })
+    fs.writeFileSync(path.join(outside, 'victim'), 'theirs')
+    if (plant === 'link') fs.symlinkSync(path.join(outside, 'victim'), dest)
+    if (plant === 'dir') { fs.mkdirSync(dest); fs.writeFileSync(path.join(dest, 'x'), '') }
+    if (plant === 'file') fs.writeFileSync(dest, 'old', { mode: 0o666 })
+    assert.equal(await main(['package-build', t], f.sys), 0, plant)
+    assert.ok(fs.lstatSync(dest).isFile() && fs.readFileSync(dest, 'latin1') === '\x7fELFok', plant)
+    assert.equal(fs.readFileSync(path.join(outside, 'victim'), 'utf8'), 'theirs', `${plant}: the target untouched`)
+  }
+})
+
+test('--copy-sources: the sources under DIR land at sources/PATH, and serve then offers them with no --sources', async () => {
+  const t = traceDir()
+  const { dir, f } = hostWith(d => JSON.stringify({ files: { [`${d}/proj`]: ['main.c', 'sub/u.h', '../escape.c', 'fifo.c'], '': [`${d}/other/o.c`] } }))
+  fs.mkdirSync(path.join(dir, 'proj/sub'), { recursive: true }); fs.mkdirSync(path.join(dir, 'other'))
+  fs.writeFileSync(path.join(dir, 'proj/main.c'), 'int main;'); fs.writeFileSync(path.join(dir, 'proj/sub/u.h'), '#pragma once')
+  fs.writeFileSync(path.join(dir, 'escape.c'), 'not under DIR'); fs.writeFileSync(path.join(dir, 'other/o.c'), 'not under DIR')
+  assert.equal(spawnSync('mkfifo', [path.join(dir, 'proj/fifo.c')]).status, 0)
+  assert.equal(await main(['package-build', t, '--copy-sources', `${dir}/proj`], f.sys), 0)
+  const src = path.join(t, 'sources', dir)
+  assert.equal(fs.readFileSync(path.join(src, 'proj/main.c'), 'utf8'), 'int main;')
+  assert.equal(fs.readFileSync(path.join(src, 'proj/sub/u.h'), 'utf8'), '#pragma once')
+  assert.deepEqual(fs.readdirSync(src).sort(), ['proj'], 'nothing outside DIR, no `..` way out')
+  assert.deepEqual(fs.readdirSync(path.join(src, 'proj')).sort(), ['main.c', 'sub'], 'the FIFO is not copied')
+  assert.deepEqual(f.err, [`pernosco: ${dir}/proj/fifo.c: missing or not a regular file, not copied`])
+  const g = fakeSys()
+  assert.equal(await main(['serve', t, '--dry-run', '--runtime', 'podman'], g.sys), 0)
+  const create = g.out.find(l => l.startsWith('podman create'))!
+  assert.match(create, / --empty-umask --standalone --host 0\.0\.0\.0 --serve-sources \/pernosco\/database\/sources$/)
+  assert.equal(create.match(/--mount /g)!.length, 1, 'no mount beyond the read-only trace')
+  // --sources given: those, as before
+  const h = fakeSys(), s = tmpdir()
+  assert.equal(await main(['serve', t, '--dry-run', '--runtime', 'podman', '--sources', s], h.sys), 0)
+  assert.match(h.out.find(l => l.startsWith('podman create'))!, /--serve-sources \/sources$/)
+})
+
+test('package-build --dry-run prints rr pack and rr sources, copies nothing', async () => {
+  const t = traceDir(), f = fakeSys()
+  assert.equal(await main(['package-build', t, '--dry-run', '--copy-sources', tmpdir()], f.sys), 0)
+  assert.deepEqual(f.calls, [])
+  assert.deepEqual(f.out.slice(0, 2), [`rr pack ${t}`, `rr sources ${t}`])
+  assert.deepEqual(fs.readdirSync(t), ['version'])
+})
+
+test('rr sources failing (rr < 5.6) or listing an unknown type: one clear line, exit 2, nothing copied', async () => {
+  const t = traceDir()
+  const old = fakeSys({ answer: a => (a[1] === 'sources' ? { code: 1, out: '', err: 'rr: unknown command sources' } : undefined) })
+  assert.equal(await main(['build', t], old.sys), 2)
+  assert.deepEqual(old.err, ['rr: unknown command sources', 'pernosco: `rr sources` failed (it needs rr >= 5.6): update rr, or pass --skip-rr'])
+  assert.deepEqual(old.calls.map(c => c.slice(0, 2)), [['rr', 'pack'], ['rr', 'sources']], 'no builder')
+  const { f } = hostWith(() => '{"external_debug_info":[{"path":"/x","build_id":"abcd","type":"gnu-zdebug"}]}')
+  assert.equal(await main(['package-build', t], f.sys), 2)
+  assert.deepEqual(f.err, ['pernosco: rr sources: unknown debug info type "gnu-zdebug"'])
+  assert.deepEqual(fs.readdirSync(t), ['version'])
+})
