@@ -17,14 +17,17 @@ const CHANNELS = ['tcp-connect', '/fetch', '/xhr', '/img', '/script', '/style', 
   '/realm-fetch', '/realm-beacon', '/realm-websocket']
 /** Runs a browser fixture (the hostile page directly, then through serve) in a network namespace of its own;
  * prints the per-channel table and checks that the page works both ways. */
-function hostileRun(fixture: string, browser: string) {
+function fixtureRun(fixture: string) {
   importServerImage()
   const cfg = path.join(tmpdir(), 'pernosco.json')
   fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE }, ...USER }))
   const p = spawnSync('unshare', ['--net', '--', process.execPath, '--import', 'tsx', path.join(ROOT, 'test/fixtures', fixture), traceDir(), cfg],
-    { env: podmanEnv(), encoding: 'utf8', timeout: 170_000 })
+    { env: podmanEnv(), encoding: 'utf8', timeout: 230_000 })
   assert.equal(p.status, 0, p.stderr)
-  const r = JSON.parse(p.stdout.trim().split('\n').at(-1)!)
+  return JSON.parse(p.stdout.trim().split('\n').at(-1)!)
+}
+function hostileRun(fixture: string, browser: string) {
+  const r = fixtureRun(fixture)
   console.log(`# ${browser}: channel   direct   via serve`)
   for (const c of CHANNELS) console.log(`# ${c.padEnd(16)} ${(r.direct.hits.includes(c) ? 'LEAK' : '-').padEnd(8)} ${r.proxied.hits.includes(c) ? 'LEAK' : 'blocked'}`)
   for (const h of r.proxied.hits) if (!CHANNELS.includes(h)) console.log(`# other hit via serve: ${h}`)
@@ -55,11 +58,23 @@ test('a hostile 101 cannot set a cookie: through the proxy the jar holds only ou
   assert.match(r.proxied[0], /^pernosco-\d+$/, 'and it is our session cookie')
 })
 
-test('the hostile page in Firefox ESR (WebDriver BiDi): every channel but WebRTC closed through the proxy; the control leaks on each', { skip: !(ready && fs.existsSync('/usr/bin/firefox-esr')) && !process.env.CI && 'needs root, podman and firefox-esr (CI installs them)', timeout: 180_000 }, () => {
-  const r = hostileRun('firefox-run.mts', 'Firefox ESR')
+test('Firefox ESR (WebDriver BiDi), issue 21: with its default WebRTC the shell explains and frames nothing; with WebRTC off the UI runs with every channel closed; --allow-webrtc-leak is the control', { skip: !(ready && fs.existsSync('/usr/bin/firefox-esr')) && !process.env.CI && 'needs root, podman and firefox-esr (CI installs them)', timeout: 240_000 }, () => {
+  const r = fixtureRun('firefox-run.mts')
+  console.log('# Firefox ESR: channel   direct   defaults via serve   WebRTC off via serve   --allow-webrtc-leak')
+  for (const c of CHANNELS) console.log(`# ${c.padEnd(16)} ${(r.direct.hits.includes(c) ? 'LEAK' : '-').padEnd(8)} ${(r.explained.hits.includes(c) ? 'LEAK' : 'blocked').padEnd(20)} ${(r.webrtcOff.hits.includes(c) ? 'LEAK' : 'blocked').padEnd(22)} ${r.allowed.hits.includes(c) ? 'LEAK' : 'blocked'}`)
+  console.log(`# what the shell showed: defaults ${JSON.stringify(r.explained.seen)}, WebRTC off ${JSON.stringify(r.webrtcOff.seen)}`)
   for (const c of CHANNELS) assert.ok(r.direct.hits.includes(c), `control: ${c} reaches the canary without the proxy`)
-  // Firefox implements neither CSP `webrtc` nor Connection-Allowlist: STUN leaves through serve (SECURITY.md, open channels).
-  assert.deepEqual(r.proxied.hits, ['udp (stun)'], 'through the proxy only WebRTC reaches the canary in Firefox')
+  assert.equal(r.direct.seen, 'data: ok', 'the page works directly')
+  // Firefox with its defaults: the explanation, no UI frame, nothing reaches the canary.
+  assert.match(r.explained.seen.shell, /WebRTC/)
+  assert.match(r.explained.seen.ui, /failed/, 'no UI frame')
+  assert.deepEqual(r.explained.hits, [])
+  // WebRTC switched off (media.peerconnection.enabled = false): the UI runs, every channel closed, WebRTC included.
+  assert.equal(r.webrtcOff.seen.ui, 'data: ok')
+  assert.deepEqual(r.webrtcOff.hits, [])
+  // The control of the guard: --allow-webrtc-leak frames the UI in default Firefox, and its WebRTC leaks.
+  assert.equal(r.allowed.seen.ui, 'data: ok')
+  assert.deepEqual(r.allowed.hits, ['udp (stun)'])
   assert.equal(r.serveExit, 130)
   assert.deepEqual(pernoscoContainers(), [])
 })

@@ -90,6 +90,13 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
   return { sys, calls, out, err, fire: () => sig?.(), dir }
 }
 
+/** README's Kubernetes manifest (section "On a cluster"): the yaml block that starts with its file name. */
+export function readmeManifest(): string {
+  const block = /```yaml\n(# pernosco-db-builder\.yaml:[\s\S]*?)```/.exec(fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8'))
+  if (!block) throw new Error('README has no pernosco-db-builder.yaml block')
+  return block[1]
+}
+
 /** A trace directory with a couple of files in it. */
 export function traceDir(): string {
   const t = path.join(tmpdir(), 'trace')

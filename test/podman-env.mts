@@ -67,8 +67,8 @@ export const WRAPPER = [process.execPath, '--import', 'tsx', path.join(ROOT, 'pe
 
 /** `serve` on a trace under real podman, for the browser fixtures: the wrapper, its exit, and the URL it printed
  * (undefined if it was not ready within 30 s). */
-export async function serveUntilReady(cfg: string, trace: string) {
-  const w = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'serve', trace], { env: podmanEnv(), stdio: ['ignore', 'pipe', 'inherit'] })
+export async function serveUntilReady(cfg: string, trace: string, extra: string[] = []) {
+  const w = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'serve', trace, ...extra], { env: podmanEnv(), stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise(ok => w.on('exit', ok))
   let out = ''
   w.stdout!.on('data', d => { out += d })

@@ -10,7 +10,9 @@ import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { ROOT, getServed } from '../helpers.mts'
+import { parseAllDocuments } from 'yaml'
+import { ROOT, getServed, readmeManifest } from '../helpers.mts'
+import { SECCOMP } from '../../pernosco.mts'
 
 const sh = (cmd: string, ...args: string[]) => {
   const p = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 })
@@ -127,7 +129,7 @@ const ps = (r: RT) => spawnSync(r.cli[0], [...r.cli.slice(1), 'ps', '-a', '--for
 const pgrep = (pat: string) => spawnSync('pgrep', ['-f', pat], { encoding: 'utf8' }).stdout.trim()
 
 /** One hostile run: the wrapper command, then what the canaries saw and what the container reported. */
-async function hostile(r: RT, command: 'build' | 'serve' | 'control') {
+async function hostile(r: RT, command: 'build' | 'serve' | 'control' | 'kube') {
   const token = `T${crypto.randomBytes(4).toString('hex')}`, row = (probe: string, channel: string, result: string) => rows.push({ runtime: r.name, command, probe, channel, result })
   const secretDir = dir(r.owner), trace = path.join(secretDir, 'trace'), outside = dir(r.owner), storage = dir(r.owner), sources = dir(r.owner)
   fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'T-secret-file\n')
@@ -174,6 +176,28 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control') {
     p.kill('SIGTERM')
     row('SIGTERM', 'process', `exit ${await within(new Promise(ok => p.on('exit', ok)), 30_000, 'TIMEOUT')}`)
     report = fs.readFileSync(path.join(storage, 'probes.txt'), 'utf8')
+  } else if (command === 'kube') {
+    // README's Job (section "On a cluster"), its pod template played as a Pod (podman 4.3 plays no Job), with
+    // --network none for the NetworkPolicy, the hostile image, the trace as a host path, this suite's limits.
+    const job = parseAllDocuments(readmeManifest())[0].toJS(), spec = job.spec.template.spec, box = spec.containers[0]
+    const name = `pernosco-kube-${token.toLowerCase()}`
+    Object.assign(spec.securityContext, { runAsUser: r.owner, runAsGroup: r.owner })
+    Object.assign(box, { image: IMAGE, resources: { limits: { memory: '256Mi' } } })
+    spec.volumes = [{ name: 'trace', hostPath: { path: trace, type: 'Directory' } }, { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } }]
+    const profiles = dir(0), yaml = path.join(dir(0), 'pod.yaml')
+    fs.writeFileSync(path.join(profiles, 'pernosco.json'), SECCOMP)
+    // podman 4.3 ignores securityContext.seccompProfile (measured: a chmod 4755 then succeeds) and reads the
+    // profile only from the annotation that Kubernetes >= 1.27 no longer reads: the same profile, said both ways.
+    const annotations = { 'seccomp.security.alpha.kubernetes.io/pod': 'localhost/pernosco.json' }
+    fs.writeFileSync(yaml, JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: job.spec.template.metadata.labels, annotations }, spec }))
+    const play = spawnSync(r.cli[0], [...r.cli.slice(1), 'kube', 'play', '--network', 'none', '--seccomp-profile-root', profiles, yaml], { env: r.env, encoding: 'utf8', timeout: 120_000 })
+    row('kube play', 'process', play.status === 0 ? 'played' : `NO: ${play.stderr.slice(0, 300)}`)
+    const wait = spawnSync(r.cli[0], [...r.cli.slice(1), 'wait', `${name}-db-builder`], { env: r.env, encoding: 'utf8', timeout: 120_000 })
+    row('builder exit', 'process', `exit ${wait.stdout.trim() || wait.stderr.trim()}`)
+    const inspect = spawnSync(r.cli[0], [...r.cli.slice(1), 'inspect', `${name}-db-builder`], { env: r.env, encoding: 'utf8' })
+    step(`kube play: ${play.stdout.trim()} ${play.stderr.trim()}; the container: ${JSON.stringify(JSON.parse(inspect.stdout || '[{}]')[0].HostConfig ?? {}).slice(0, 600)}`)
+    spawnSync(r.cli[0], [...r.cli.slice(1), 'kube', 'down', yaml], { env: r.env })
+    report = fs.readFileSync(path.join(trace, 'probes.txt'), { encoding: 'utf8', flag: 'a+' })
   } else {
     // The control: the same image under deliberately weak flags (host network, the secret passed in).
     const p = spawnSync(r.cli[0], [...r.cli.slice(1), 'run', '--rm', '--network', 'host', '--env', 'PMTS_SECRET', '--mount', `type=bind,src=${trace},dst=/trace`, '--entrypoint', 'db_builder', IMAGE],
@@ -207,6 +231,7 @@ try {
   for (const name of runtimes) {
     const r = await setup(name)
     for (const c of ['build', 'serve'] as const) await hostile(r, c)
+    if (name === 'podman') await hostile({ ...r, name: 'podman-kube' }, 'kube')
     if (name === 'podman') await hostile(r, 'control')
   }
 } finally {
