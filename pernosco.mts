@@ -660,8 +660,15 @@ const digest = (s: string) => crypto.createHash('sha256').update(s).digest()
 const sameToken = (given: string | undefined, want: Buffer) =>
   given !== undefined && crypto.timingSafeEqual(digest(given), want)
 export interface ProxyOpts {
-  socketPath: string; port: number; token: string; name: string; timeouts?: typeof TIMEOUTS
+  socketPath: string; port: number; token: string; name: string; timeouts?: typeof TIMEOUTS; webrtc?: boolean
 }
+/** Where WebRTC is not known blocked (issue 21: only Chromium >= 152 enforces Connection-Allowlist's
+ * webrtc=block), the shell frames the UI only in a browser whose WebRTC is switched off; else it explains. */
+export const GUARD = "if (!window.RTCPeerConnection && !window.webkitRTCPeerConnection) document.body"
+  + ".replaceChildren(document.querySelector('template').content)"
+const NO_WEBRTC = '<p>Not shown: this browser lets any page use WebRTC, a way out no header closes here. '
+  + 'Firefox: set media.peerconnection.enabled to false (about:config, or its Preferences policy); reload. '
+  + 'Or use Chromium 152 or later, or restart serve with --allow-webrtc-leak (README).</p>'
 /** Listen on two loopback ports (shell, then UI); every request is checked before it may reach the bridge. */
 export async function startProxy(o: ProxyOpts) {
   const t = o.timeouts ?? TIMEOUTS
@@ -685,8 +692,9 @@ export async function startProxy(o: ProxyOpts) {
   const U = `http://${o.name}:${up}`
   const cookie = `pernosco-${sp}`
   const token = digest(o.token)
+  const guard = crypto.createHash('sha256').update(GUARD).digest('base64')
   const SF = forcedHeaders(`default-src 'none'; frame-src ${U}; style-src 'unsafe-inline'; base-uri 'none'; `
-    + "form-action 'none'; frame-ancestors 'none'", ` "${U}/*"`)
+    + `form-action 'none'; frame-ancestors 'none'; script-src 'sha256-${guard}'`, ` "${U}/*"`)
   const UF = forcedHeaders([...CSP, `frame-ancestors ${S}`].join('; '))
   // Upstream: node's own HTTP client (llhttp parses every byte the server sends), on keep-alive sockets to
   // the bridge's unix socket; at most 16 (node counts each as it opens), further requests wait here.
@@ -724,9 +732,12 @@ export async function startProxy(o: ProxyOpts) {
     }
     if (!authed(req)) return deny(res, 401, 'open the URL that `serve` printed', SF)
     res.writeHead(200, { ...SF, 'content-type': 'text/html; charset=utf-8' })
+    const frame = `<iframe src="${U}/" sandbox="${CSP.at(-1)!.slice(8)}"></iframe>`
+    // The User-Agent of this top-level request is the user's browser's own: the UI cannot set it.
+    const blocks = +(/Chrom(?:e|ium)\/(\d+)/.exec(req.headers['user-agent'] ?? '')?.[1] ?? 0) >= 152
     res.end('<!doctype html><meta charset="utf-8"><title>Pernosco</title><style>html,body,iframe{margin:0;'
       + 'border:0;width:100%;height:100%;display:block}</style>'
-      + `<iframe src="${U}/" sandbox="${CSP.at(-1)!.slice(8)}"></iframe>`)
+      + (blocks || o.webrtc ? frame : `<template>${frame}</template>${NO_WEBRTC}<script>${GUARD}</script>`))
   }
   function onUi(req: http.IncomingMessage, res: http.ServerResponse) {
     const refused = refusal(req)
@@ -911,7 +922,9 @@ async function serve(r: Run): Promise<number> {
     const seen = () => {
       if (!attempt(() => fs.statSync(socketPath).isSocket())) fail(`the bridge's socket is not visible here`)
     }
-    const started = bridge.ready.then(seen).then(() => startProxy({ socketPath, port, token, name }))
+    const webrtc = r.o['allow-webrtc-leak']
+    if (webrtc) r.sys.err(chalk.red('pernosco: --allow-webrtc-leak: the UI can reach other hosts by WebRTC'))
+    const started = bridge.ready.then(seen).then(() => startProxy({ socketPath, port, token, name, webrtc }))
     const proxy = await started.catch(e => {
       bridge.close()
       throw e
@@ -982,8 +995,10 @@ export const COMMANDS: Record<string, Command> = {
   'package-build': { usage: `package-build [TRACE] ${PACKAGE_USAGE}   rr pack; what rr sources lists, `
     + 'libthread_db.so, sources.fallback', string: ['copy-sources'], boolean: ['skip-rr'],
     run: r => packageBuild(r, traceArg(r)) },
-  serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT]   '
-    + 'the app server, behind our proxy on loopback', string: ['storage', 'sources', 'tunnel'], run: serve },
+  serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT] '
+    + '[--allow-webrtc-leak]   '
+    + 'the app server, behind our proxy on loopback', string: ['storage', 'sources', 'tunnel'], run: serve,
+    boolean: ['allow-webrtc-leak'] },
   'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`,
     string: BUILD_OPTS, run: onlyBuild },
 }

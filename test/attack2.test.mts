@@ -6,7 +6,8 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
-import { startProxy, forcedHeaders, CSP } from '../pernosco.mts'
+import crypto from 'node:crypto'
+import { startProxy, forcedHeaders, CSP, GUARD } from '../pernosco.mts'
 import { forwarder, rawServer } from './helpers.mts'
 
 const TOKEN = 'e'.repeat(64)
@@ -70,7 +71,7 @@ function heads(got: string) {
 }
 const UF = () => forcedHeaders([...CSP, `frame-ancestors ${proxy.shell}`].join('; '))
 const SF = () => forcedHeaders(`default-src 'none'; frame-src ${proxy.ui}; style-src 'unsafe-inline'; base-uri 'none'; `
-  + "form-action 'none'; frame-ancestors 'none'", ` "${proxy.ui}/*"`)
+  + `form-action 'none'; frame-ancestors 'none'; script-src 'sha256-${crypto.createHash('sha256').update(GUARD).digest('base64')}'`, ` "${proxy.ui}/*"`)
 function assertForced(h: Record<string, string>, forced: object, what: string) {
   for (const [k, v] of Object.entries(forced)) assert.equal(h[k], v, `${what}: ${k}`)
 }

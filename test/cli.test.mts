@@ -398,6 +398,20 @@ test('serve: the storage dir is cleaned also when serve fails after the server s
   assert.equal(fs.lstatSync(path.join(storage, 'link'), { throwIfNoEntry: false }), undefined)
 })
 
+test('serve --allow-webrtc-leak (issue 21): said in red at start-up, and the shell frames the UI for any browser', async () => {
+  const { f, done, backend, stopContainer } = await serving(['--runtime', 'docker', '--allow-webrtc-leak'], 0)
+  assert.ok(f.err.includes('pernosco: --allow-webrtc-leak: the UI can reach other hosts by WebRTC'), f.err.join('\n'))
+  const url = new URL(f.out[0].split(/\s/)[4])
+  const get = (path: string, headers: Record<string, string>) => new Promise<http.IncomingMessage & { body: string }>(ok =>
+    http.get({ host: '127.0.0.1', port: url.port, path, headers: { host: url.host, ...headers } }, r => { let b = ''; r.on('data', d => { b += d }).on('end', () => ok(Object.assign(r, { body: b }))) }))
+  const cookie = (await get(url.pathname + url.search, {})).headers['set-cookie']![0].split(';')[0]
+  const shell = await get('/', { cookie, 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0' })
+  assert.match(shell.body, /<\/style><iframe src="http:\/\/pernosco-[0-9a-f]{10}\.localhost:\d+\/" sandbox="[^"]+"><\/iframe>$/)
+  stopContainer()
+  assert.equal(await done, 137)
+  backend.close()
+})
+
 test('serve: when the container dies, serve exits with its code', async () => {
   const { f, done, backend, stopContainer } = await serving(['--runtime', 'docker'], 0)
   assert.match(f.out[0], /^Pernosco is ready/)

@@ -7,7 +7,8 @@ import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import { fork } from 'node:child_process'
-import { startProxy, forcedHeaders, CSP, KEEP_HEADERS, PERMISSIONS } from '../pernosco.mts'
+import crypto from 'node:crypto'
+import { startProxy, forcedHeaders, CSP, KEEP_HEADERS, PERMISSIONS, GUARD } from '../pernosco.mts'
 import { forwarder, ROOT } from './helpers.mts'
 
 const TOKEN = 'a'.repeat(64)
@@ -64,10 +65,21 @@ test('token in the URL → HttpOnly SameSite=Strict cookie and a redirect to the
   assert.equal(r.status, 302)
   assert.equal(r.headers.location, '/')
   assert.deepEqual(r.headers['set-cookie'], [`pernosco-${new URL(proxy.shell).port}=${TOKEN}; HttpOnly; SameSite=Strict; Path=/`])
-  const s = await request(proxy.shell + '/')
+  const chromium = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/152.0.0.0 Safari/537.36'
+  const s = await request(proxy.shell + '/', { headers: { 'user-agent': chromium } })
   assert.equal(s.status, 200)
-  assert.match(s.body, new RegExp(`<iframe src="${proxy.ui}/" sandbox="allow-scripts allow-same-origin allow-forms allow-downloads"></iframe>`))
-  assert.equal(s.headers['content-security-policy'], `default-src 'none'; frame-src ${proxy.ui}; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`)
+  const frame = `<iframe src="${proxy.ui}/" sandbox="allow-scripts allow-same-origin allow-forms allow-downloads"></iframe>`
+  assert.ok(s.body.endsWith(`</style>${frame}`), 'Chromium >= 152 (it enforces webrtc=block): the frame itself')
+  const hash = crypto.createHash('sha256').update(GUARD).digest('base64')
+  assert.equal(s.headers['content-security-policy'], `default-src 'none'; frame-src ${proxy.ui}; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; script-src 'sha256-${hash}'`)
+  // issue 21: any other browser gets the frame in a template, the explanation, and the guard that frames it only where
+  // RTCPeerConnection does not exist (WebRTC switched off); the guard runs by its hash, nothing else can.
+  for (const ua of [chromium.replace('152', '151'), 'Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0', undefined]) {
+    const o = await request(proxy.shell + '/', { headers: ua ? { 'user-agent': ua } : {} })
+    assert.ok(o.body.endsWith(`</style><template>${frame}</template><p>Not shown: this browser lets any page use WebRTC, a way out no header closes here. `
+      + 'Firefox: set media.peerconnection.enabled to false (about:config, or its Preferences policy); reload. '
+      + `Or use Chromium 152 or later, or restart serve with --allow-webrtc-leak (README).</p><script>${GUARD}</script>`), `${ua}: ${o.body}`)
+  }
   assert.equal(s.headers['connection-allowlist'], `(response-origin "${proxy.ui}/*");webrtc=block`)
   assert.match(proxy.url, /^http:\/\/pernosco-test\.localhost:\d+\/\?token=a{64}$/)
 })
