@@ -437,12 +437,16 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   if (missing) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
   const img = await resolveImage(r, image)
   const [uid, gid] = runAs(r)
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
+  // A dry run keeps one profile per version in your cache (so the printed commands work, and none pile up).
+  const cache = r.sys.env.XDG_CACHE_HOME || path.join(r.sys.env.HOME ?? os.homedir(), '.cache')
+  const temp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
+  const dir = r.dry ? path.join(cache, `pernosco-${VERSION}`) : temp()
   const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
   const seccomp = `${dir}/seccomp.json`
   const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: r.sys.uid !== 0, uid, gid, name, seccomp }
-  fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: 'wx' })
-  if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`) // kept, so the printed commands work
+  if (r.dry) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: r.dry ? 'w' : 'wx' })
+  if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`)
   const rm = rmArgv(r.rt, name)
   // From here on the container may exist: Ctrl-C, SIGTERM or SIGHUP removes it, and so does every way out.
   const off = r.sys.onSignal(() => {
@@ -475,6 +479,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
     stop()
     show(r, rm)
     if (!r.dry) await r.sys.run(rm, true) // an error here means it was already gone
+    if (r.interrupted && !r.dry) r.sys.err(`pernosco: interrupted: ${name} is stopped and removed`)
     LIVE.delete(name)
     off()
     if (!r.dry) fs.rmSync(dir, { recursive: true, force: true })
@@ -834,8 +839,8 @@ export async function startProxy(o: ProxyOpts) {
 }
 const boundPort = (srv: net.Server) => (srv.address() as net.AddressInfo).port
 /** Listening, or the error that prevented it. */
-const listen = (srv: net.Server, port: number, host: string) => new Promise<Error | undefined>(ok => {
-  srv.once('error', ok).listen(port, host, () => ok(undefined))
+const listen = (srv: net.Server, at: net.ListenOptions) => new Promise<Error | undefined>(ok => {
+  srv.once('error', ok).listen(at, () => ok(undefined))
 })
 /** The same port on 127.0.0.1 and ::1. Chromium resolves *.localhost to ::1 first: a ::1 left free would
  * let another local user's listener take the token. Only a host with no IPv6 loopback at all listens on one.
@@ -843,10 +848,10 @@ const listen = (srv: net.Server, port: number, host: string) => new Promise<Erro
 async function listenLoopback(make: () => http.Server, want: number): Promise<http.Server[]> {
   for (let i = 0; i < 20; i++) {
     const v4 = make()
-    const e4 = await listen(v4, want, '127.0.0.1')
+    const e4 = await listen(v4, { port: want, host: '127.0.0.1' })
     if (e4) fail(`cannot listen on 127.0.0.1:${want}: ${e4.message}`)
     const v6 = make()
-    const e6 = await listen(v6, boundPort(v4), '::1')
+    const e6 = await listen(v6, { port: boundPort(v4), host: '::1' })
     if (!e6) return [v4, v6]
     if (/EADDRNOTAVAIL|EAFNOSUPPORT/.test(e6.message)) return [v4] // no IPv6 loopback here
     v4.close()
@@ -899,7 +904,14 @@ function source(spec: string): [string, string] {
 }
 async function serve(r: Run): Promise<number> {
   const trace = traceArg(r)
-  const storage = r.o.storage === undefined ? undefined : checkDir(r.o.storage, '--storage')
+  // --storage: made (0700) if missing; one serve at a time, by a name bound in our network namespace.
+  const given = r.o.storage
+  const make = given !== undefined && !r.dry && path.isAbsolute(given) && !fs.existsSync(given)
+  if (make) attempt(() => fs.mkdirSync(given, { recursive: true, mode: 0o700 })) // else: checkDir says why
+  const storage = given === undefined ? undefined : checkDir(given, '--storage')
+  const held = storage && !r.dry ? net.createServer().unref() : undefined
+  const busy = held && await listen(held, { path: `\0pernosco-${digest(storage!).toString('hex')}` })
+  if (busy) fail(`--storage ${storage} is in use by another serve (one at a time)`)
   const sources = [r.o.sources ?? []].flat().map(source)
   const port = checkInt(r.o.tunnel, '--tunnel', 1, 65534) ?? 0
   // A name of this serve's own: browsers resolve *.localhost to loopback without DNS (RFC 6761 6.3).
@@ -953,6 +965,7 @@ async function serve(r: Run): Promise<number> {
   } finally {
     // Also when serve fails after the server started (a taken port): what it wrote is cleaned all the same.
     if (storage && r.started && !r.dry) await sanitize(r, storage, 'the app server')
+    held?.close() // the kernel also drops the name when this process ends, however it ends
   }
 }
 /** The server's PID on the host once it runs, from `inspect` (0 until then), for the bridge to enter its
@@ -996,9 +1009,8 @@ export const COMMANDS: Record<string, Command> = {
     + 'libthread_db.so, sources.fallback', string: ['copy-sources'], boolean: ['skip-rr'],
     run: r => packageBuild(r, traceArg(r)) },
   serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT] '
-    + '[--allow-webrtc-leak]   '
-    + 'the app server, behind our proxy on loopback', string: ['storage', 'sources', 'tunnel'], run: serve,
-    boolean: ['allow-webrtc-leak'] },
+    + '[--allow-webrtc-leak]   the app server, behind our proxy on loopback',
+    string: ['storage', 'sources', 'tunnel'], boolean: ['allow-webrtc-leak'], run: serve },
   'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`,
     string: BUILD_OPTS, run: onlyBuild },
 }

@@ -3,6 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import os from 'node:os'
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import http from 'node:http'
@@ -73,7 +74,7 @@ const REJECTED: Case[] = [
   ['serve: relative sources target', ['serve', 'TRACE', '--sources', '/src=src'], /--sources: "src" is relative/],
   ['serve: sources FROM with a comma', ['serve', 'TRACE', '--sources', '/a,readonly=false=DIR'], /--sources: "\/a,readonly" must be a plain absolute path/],
   ['serve: sources FROM with ..', ['serve', 'TRACE', '--sources', '/a/../etc=DIR'], /--sources: "\/a\/\.\.\/etc" must be a plain absolute path/],
-  ['serve: missing storage', ['serve', 'TRACE', '--storage', 'DIR/nope'], /--storage: .*nope does not exist/],
+  ['serve: a storage dir that cannot be made (issue 22 makes a missing one)', ['serve', 'TRACE', '--storage', 'DIR/f/nope'], /--storage: .*nope does not exist/, (_t, d) => fs.writeFileSync(path.join(d, 'f'), '')],
   ['serve: --publish is not an option', ['serve', 'TRACE', '--publish', '8080:3000'], /unknown option --publish/],
   ['serve: -p is not an option', ['serve', 'TRACE', '-p', '8080:3000'], /unknown option -p/],
   ['serve: --network is not an option', ['serve', 'TRACE', '--network', 'bridge'], /unknown option --network/],
@@ -102,7 +103,7 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
   assert.equal(await main(['build', t, '--dry-run', '--runtime', 'docker', '--', '--shards', '2', 'on-prem', '/trace'], f.sys), 0)
   assert.deepEqual(f.calls, [])
   const seccomp = f.out.find(l => l.startsWith('# seccomp'))!.replace('# seccomp profile written to ', '')
-  assert.match(seccomp, /^\/tmp\/pernosco-\w+\/seccomp\.json$/)
+  assert.equal(seccomp, path.join(f.sys.env.HOME!, '.cache/pernosco-0.2.0/seccomp.json'), 'issue 22: one profile per version in your cache')
   assert.equal(JSON.parse(fs.readFileSync(seccomp, 'utf8')).defaultAction, 'SCMP_ACT_ALLOW')
   fs.rmSync(path.dirname(seccomp), { recursive: true })
   const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-builder-[0-9a-f]{12}) /)![1]
@@ -112,6 +113,18 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
     `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
     `docker inspect ${name}`, `docker start --attach ${name}`, `docker rm --force ${name}`])
   assert.ok(!fs.existsSync(path.join(t, 'sources.fallback')), 'dry run writes nothing into the trace')
+})
+
+test('dry-run, issue 22: two dry runs leave nothing in /tmp and one profile in the cache (XDG_CACHE_HOME if set)', async () => {
+  const before = fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-'))
+  const f = fakeSys(), t = traceDir(), cache = tmpdir()
+  for (let i = 0; i < 2; i++) assert.equal(await main(['only-build', t, '--dry-run'], f.sys), 0)
+  assert.deepEqual(fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-') && !before.includes(d)), [])
+  assert.deepEqual(fs.readdirSync(path.join(f.sys.env.HOME!, '.cache')), ['pernosco-0.2.0'])
+  assert.equal(fs.statSync(path.join(f.sys.env.HOME!, '.cache/pernosco-0.2.0')).mode & 0o777, 0o700)
+  f.sys.env.XDG_CACHE_HOME = cache
+  assert.equal(await main(['only-build', t, '--dry-run'], f.sys), 0)
+  assert.equal(fs.readFileSync(path.join(cache, 'pernosco-0.2.0/seccomp.json'), 'utf8'), SECCOMP)
 })
 
 test('dry-run quotes what a shell would split', async () => {
@@ -149,6 +162,7 @@ test('Ctrl-C / SIGTERM during start: container removed, exit 130', async () => {
   assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 130)
   const name = f.calls[3][3]
   assert.deepEqual(f.calls.slice(3), [['docker', 'start', '--attach', name], ['docker', 'rm', '--force', name], ['docker', 'rm', '--force', name]])
+  assert.deepEqual(f.err, [`pernosco: interrupted: ${name} is stopped and removed`], 'issue 22: it says what it stopped')
   f.fire() // the handler is gone after the run: nothing more happens
   assert.equal(f.calls.length, 6)
 })
@@ -410,6 +424,25 @@ test('serve --allow-webrtc-leak (issue 21): said in red at start-up, and the she
   stopContainer()
   assert.equal(await done, 137)
   backend.close()
+})
+
+test('serve, issue 22: a missing --storage is made (0700); a second serve on it is refused while the first runs, allowed after', async () => {
+  const storage = path.join(tmpdir(), 'notes/pernosco')
+  const first = await serving(['--runtime', 'docker', '--storage', storage])
+  assert.match(first.f.out[0], /^Pernosco is ready/)
+  assert.equal(fs.statSync(storage).mode & 0o777, 0o700)
+  const g = fakeSys()
+  assert.equal(await main(['serve', traceDir(), '--runtime', 'docker', '--storage', storage], g.sys), 2)
+  assert.deepEqual(g.err, [`pernosco: --storage ${storage} is in use by another serve (one at a time)`])
+  assert.deepEqual(g.calls, [], 'nothing ran')
+  first.stopContainer()
+  assert.equal(await first.done, 137)
+  first.backend.close()
+  const again = await serving(['--runtime', 'docker', '--storage', storage])
+  assert.match(again.f.out[0], /^Pernosco is ready/, 'the lock went with the first serve')
+  again.stopContainer()
+  assert.equal(await again.done, 137)
+  again.backend.close()
 })
 
 test('serve: when the container dies, serve exits with its code', async () => {

@@ -60,7 +60,7 @@ podman_untouched() { if [[ -s $S/podman.log ]]; then echo "FAILED $1: the dry ru
 # ---- 2. Node 24, no tsx, NODE_OPTIONS empty, in a user's own repo ----
 cp "$ROOT/pernosco.mts" "$ROOT/schema.json" "$S/repo/" && cd "$S/repo"
 check "npm i minimist chalk ajv (user repo)" 300 '' -- "${NPM[@]}" i minimist chalk ajv || true
-RUN24=(env NODE_OPTIONS= TMPDIR="$S/tmp" PATH="$SMOKE_PATH" "$N24")
+RUN24=(env NODE_OPTIONS= TMPDIR="$S/tmp" XDG_CACHE_HOME="$S/tmp" PATH="$SMOKE_PATH" "$N24")
 check "node24 pernosco.mts --help" 60 '^Usage: pernosco\.mts COMMAND' -- "${RUN24[@]}" pernosco.mts --help || true
 check "node24 pernosco.mts --runtime podman build TRACE --skip-rr --dry-run" 60 "$DRY" -- \
   "${RUN24[@]}" pernosco.mts --runtime podman build "$S/trace" --skip-rr --dry-run && podman_untouched "node24 dry run"
@@ -75,9 +75,9 @@ check "deno add npm:ajv npm:chalk npm:minimist" 300 '' -- "$DENO" add npm:ajv np
 HELP_PERMS=(--no-prompt --allow-read --allow-env --allow-sys=uid,gid)
 check "deno run ${HELP_PERMS[*]} pernosco.mts --help" 60 '^Usage: pernosco\.mts COMMAND' -- \
   env TMPDIR="$S/tmp" PATH="$SMOKE_PATH" "$DENO" run "${HELP_PERMS[@]}" pernosco.mts --help || true
-# --dry-run also writes the seccomp profile it prints under $TMPDIR.
-check "deno run ${HELP_PERMS[*]} --allow-write=\$TMPDIR pernosco.mts ... --dry-run" 60 "$DRY" -- \
-  env TMPDIR="$S/tmp" PATH="$SMOKE_PATH" "$DENO" run "${HELP_PERMS[@]}" --allow-write="$S/tmp" pernosco.mts \
+# --dry-run also writes the seccomp profile it prints, in $XDG_CACHE_HOME (issue 22: one per version).
+check "deno run ${HELP_PERMS[*]} --allow-write=\$XDG_CACHE_HOME pernosco.mts ... --dry-run" 60 "$DRY" -- \
+  env TMPDIR="$S/tmp" XDG_CACHE_HOME="$S/tmp" PATH="$SMOKE_PATH" "$DENO" run "${HELP_PERMS[@]}" --allow-write="$S/tmp" pernosco.mts \
   --runtime podman build "$S/trace" --skip-rr --dry-run && podman_untouched "deno dry run"
 
 # ---- 4. The unit tests under Node 24, type stripping only (proxy.test's fixture child still uses tsx) ----
