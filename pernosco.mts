@@ -439,8 +439,8 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   const [uid, gid] = runAs(r)
   // A dry run keeps one profile per version in your cache (so the printed commands work, and none pile up).
   const cache = r.sys.env.XDG_CACHE_HOME || path.join(r.sys.env.HOME ?? os.homedir(), '.cache')
-  const temp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
-  const dir = r.dry ? path.join(cache, `pernosco-${VERSION}`) : temp()
+  const dir = r.dry ? path.join(cache, `pernosco-${VERSION}`)
+    : fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
   const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
   const seccomp = `${dir}/seccomp.json`
   const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: r.sys.uid !== 0, uid, gid, name, seccomp }
@@ -697,7 +697,7 @@ export async function startProxy(o: ProxyOpts) {
   const U = `http://${o.name}:${up}`
   const cookie = `pernosco-${sp}`
   const token = digest(o.token)
-  const guard = crypto.createHash('sha256').update(GUARD).digest('base64')
+  const guard = digest(GUARD).toString('base64')
   const SF = forcedHeaders(`default-src 'none'; frame-src ${U}; style-src 'unsafe-inline'; base-uri 'none'; `
     + `form-action 'none'; frame-ancestors 'none'; script-src 'sha256-${guard}'`, ` "${U}/*"`)
   const UF = forcedHeaders([...CSP, `frame-ancestors ${S}`].join('; '))

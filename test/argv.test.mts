@@ -204,6 +204,8 @@ test('server, sources that package-build --copy-sources put in the trace: served
     assert.deepEqual(serverArgv(ctx(rt), '/t', undefined, [], true), [...head, '--mount', `type=bind,src=/t,dst=/pernosco/database${m},readonly`,
       '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0', S,
       '--empty-umask', '--standalone', '--host', '0.0.0.0', '--serve-sources', '/pernosco/database/sources'], rt)
-    assert.deepEqual(serverArgv(ctx(rt), '/t', undefined, [['/src', '/home/u/src']], true).slice(-2), ['--serve-sources', '/sources'], rt)
+    assert.deepEqual(serverArgv(ctx(rt), '/t', undefined, [['/src', '/home/u/src']], true), [...head, '--mount', `type=bind,src=/t,dst=/pernosco/database${m},readonly`,
+      '--mount', `type=bind,src=/home/u/src,dst=/sources/src${m},readonly`, '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0', S,
+      '--empty-umask', '--standalone', '--host', '0.0.0.0', '--serve-sources', '/sources'], `${rt}: --sources wins`)
   }
 })
