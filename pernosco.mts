@@ -872,8 +872,7 @@ async function record(r: Run): Promise<number> {
   const knob = path.join(r.sys.proc, 'sys/kernel/perf_event_paranoid')
   const par = attempt(() => fs.readFileSync(knob, 'utf8').trim())
   if (par === undefined) fail(`rr needs perf events, and this kernel has no ${knob} (a VM without a PMU?)`)
-  const fix = 'sudo sysctl kernel.perf_event_paranoid=1'
-  if (+par > 1) fail(`rr needs /proc/sys/kernel/perf_event_paranoid <= 1 (it is ${par}): ${fix}`)
+  if (+par > 1) fail(`rr needs ${knob} <= 1 (it is ${par}): sudo sysctl kernel.perf_event_paranoid=1`)
   const out = r.o.output === undefined ? undefined : checkDir(r.o.output, '--output')
   const image = r.o.container
   if (image) {
@@ -884,6 +883,9 @@ async function record(r: Run): Promise<number> {
   if (!rr) fail(`rr is not on PATH: install rr (${RR_URL}), or use --container`)
   return (await exec(r, recordArgv(out, cmd))).code
 }
+/** What serve looks for: written by us once the builder exited 0 (its own files are not ours to know, nor
+ * to read: one could be a FIFO); removed before each build, so an interrupted one is not taken for built. */
+export const BUILT = 'pernosco-built'
 /** only-build: the db builder on the trace, then the trace's clean-up. */
 async function onlyBuild(r: Run) {
   const trace = traceArg(r)
@@ -891,8 +893,12 @@ async function onlyBuild(r: Run) {
   const log = r.o['builder-rr-log']
   const env = { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
   const argv = (c: Ctx) => builderArgv(c, trace, r.o['--'] ?? [], env)
+  const mark = path.join(trace, BUILT)
+  if (!r.dry) fs.rmSync(mark, { recursive: true, force: true }) // a build stopped half-way is not built
   const code = await runContainer(r, 'builder', r.cfg.images.builder, argv)
   if (!r.dry) await sanitize(r, trace, 'the builder')
+  // O_EXCL ('wx'): never through a link the builder put at the name (serve takes only a regular file).
+  if (!code && !r.dry) attempt(() => fs.writeFileSync(mark, `${r.cfg.images.builder}\n`, { flag: 'wx' }))
   return code
 }
 /** --sources DIR or FROM=TO: FROM is where the trace expects sources, TO where they are on this host. */
@@ -904,6 +910,8 @@ function source(spec: string): [string, string] {
 }
 async function serve(r: Run): Promise<number> {
   const trace = traceArg(r)
+  const built = fs.lstatSync(path.join(trace, BUILT), { throwIfNoEntry: false })?.isFile()
+  if (!built) fail(`${trace} holds no finished Pernosco database: run \`build ${trace}\` first`)
   // --storage: made (0700) if missing; one serve at a time, by a name bound in our network namespace.
   const given = r.o.storage
   const make = given !== undefined && !r.dry && path.isAbsolute(given) && !fs.existsSync(given)

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import http from 'node:http'
 import net from 'node:net'
-import { main, quote, BRIDGE, SOURCES_FALLBACK, LIBTHREAD_DB, SECCOMP, type Result } from '../pernosco.mts'
+import { main, quote, BRIDGE, BUILT, SOURCES_FALLBACK, LIBTHREAD_DB, SECCOMP, type Result } from '../pernosco.mts'
 import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
@@ -75,6 +75,11 @@ const REJECTED: Case[] = [
   ['serve: sources FROM with a comma', ['serve', 'TRACE', '--sources', '/a,readonly=false=DIR'], /--sources: "\/a,readonly" must be a plain absolute path/],
   ['serve: sources FROM with ..', ['serve', 'TRACE', '--sources', '/a/../etc=DIR'], /--sources: "\/a\/\.\.\/etc" must be a plain absolute path/],
   ['serve: a storage dir that cannot be made (issue 22 makes a missing one)', ['serve', 'TRACE', '--storage', 'DIR/f/nope'], /--storage: .*nope does not exist/, (_t, d) => fs.writeFileSync(path.join(d, 'f'), '')],
+  ['serve, issue 22: a trace that build did not finish', ['serve', 'TRACE', '--dry-run'], /\/trace holds no finished Pernosco database: run `build \/.*\/trace` first/, t => fs.rmSync(path.join(t, BUILT))],
+  ['serve, issue 22: a source folder', ['serve', 'DIR'], /holds no finished Pernosco database: run `build /],
+  ['serve, issue 22: the marker as a link (to a file in the trace)', ['serve', 'TRACE'], /holds no finished Pernosco database/, t => { fs.rmSync(path.join(t, BUILT)); fs.symlinkSync('version', path.join(t, BUILT)) }],
+  ['serve, issue 22: the marker as a directory', ['serve', 'TRACE'], /holds no finished Pernosco database/, t => { fs.rmSync(path.join(t, BUILT)); fs.mkdirSync(path.join(t, BUILT)) }],
+  ['serve, issue 22: the marker as a FIFO (never opened)', ['serve', 'TRACE'], /holds no finished Pernosco database/, t => { fs.rmSync(path.join(t, BUILT)); spawnSync('mkfifo', [path.join(t, BUILT)]) }],
   ['serve: --publish is not an option', ['serve', 'TRACE', '--publish', '8080:3000'], /unknown option --publish/],
   ['serve: -p is not an option', ['serve', 'TRACE', '-p', '8080:3000'], /unknown option -p/],
   ['serve: --network is not an option', ['serve', 'TRACE', '--network', 'bridge'], /unknown option --network/],
@@ -148,6 +153,42 @@ test('only-build: create, start, rm in order; the container\'s exit code is ours
   assert.deepEqual(f.calls.slice(2), [['podman', 'inspect', name], ['podman', 'start', '--attach', name], ['podman', 'rm', '--force', '--time', '0', name]])
   assert.ok(f.calls[1].includes('--userns=keep-id'), 'uid 1000 with podman is rootless')
   assert.ok(!fs.existsSync(path.dirname(seccomp)), 'private dir removed')
+})
+
+test('only-build, issue 22: the marker serve looks for is ours, written only after the builder exited 0, removed before it starts', async () => {
+  const mark = (t: string) => fs.lstatSync(path.join(t, BUILT), { throwIfNoEntry: false })
+  let seen: fs.Stats | undefined | null = null
+  const exits = (code: number, plant?: (t: string) => void) => fakeSys({ answer: a => {
+    if (a[1] !== 'start') return undefined
+    seen = mark(T) // what the builder would find at the name while it runs
+    plant?.(T)
+    return { code, out: '' }
+  } })
+  let T = traceDir()
+  assert.equal(await main(['only-build', T, '--runtime', 'podman'], exits(0).sys), 0)
+  assert.equal(seen, undefined, 'the earlier marker was removed before the builder started')
+  assert.equal(fs.readFileSync(path.join(T, BUILT), 'utf8'), '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9\n')
+  const f = fakeSys()
+  assert.equal(await main(['serve', T, '--dry-run'], f.sys), 0, 'and serve takes it')
+  assert.equal(await main(['only-build', T, '--runtime', 'docker'], exits(1).sys), 1)
+  assert.equal(mark(T), undefined, 'a failed build leaves none, and the earlier one is gone')
+  let g = fakeSys()
+  g = fakeSys({ answer: a => { if (a[1] === 'start') g.fire(); return a[1] === 'start' ? { code: 137, out: '' } : undefined } })
+  fs.writeFileSync(path.join(T, BUILT), 'earlier\n')
+  assert.equal(await main(['only-build', T, '--runtime', 'docker'], g.sys), 130)
+  assert.equal(mark(T), undefined, 'an interrupted build leaves none')
+  // A builder that plants a link at the name (inside the trace, so the clean-up keeps it): never written through.
+  T = traceDir()
+  assert.equal(await main(['only-build', T, '--runtime', 'podman'], exits(0, t => fs.symlinkSync('version', path.join(t, BUILT))).sys), 0)
+  assert.ok(mark(T)!.isSymbolicLink())
+  assert.equal(fs.readFileSync(path.join(T, 'version'), 'utf8'), '85\n')
+  const h = fakeSys()
+  assert.equal(await main(['serve', T, '--dry-run'], h.sys), 2)
+  assert.match(h.err[0], /holds no finished Pernosco database: run `build /)
+  const d = fakeSys()
+  T = traceDir(false)
+  assert.equal(await main(['only-build', T, '--dry-run'], d.sys), 0)
+  assert.equal(mark(T), undefined, 'a dry run writes none')
 })
 
 test('a failed create is reported with its code and nothing is started', async () => {
@@ -610,7 +651,7 @@ test('the trace after the builder: names that are not UTF-8 are judged by their 
   // find compares bytes (LC_ALL=C); the name is printed with U+FFFD for the byte that is not UTF-8.
   assert.deepEqual(f.err, ['pernosco: after the builder: removed evil\ufffd (type l, uid 1000)', 'pernosco: after the builder: removed theirdir (type d, uid 4242)'])
   const left = fs.readdirSync(t, { encoding: 'buffer' }).map(b => b.toString('latin1')).sort()
-  assert.deepEqual(left, ['data\xfe', 'recorded', 'version'], 'a file of ours with such a name is kept as it is')
+  assert.deepEqual(left, ['data\xfe', BUILT, 'recorded', 'version'], 'a file of ours with such a name is kept as it is')
   assert.equal(fs.readFileSync(b('data\xfe'), 'utf8'), 'kept')
 })
 

@@ -20,13 +20,27 @@ importServerImage()
 const dir = tmpdir('pernosco-demo-'), cfg = path.join(dir, 'pernosco.json'), traces = path.join(dir, 'rr')
 fs.mkdirSync(traces)
 fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: SERVER_IMAGE }, ...USER }, null, 2))
-// rr needs perf_event_paranoid <= 1; as root, show it 1 in a private mount namespace only.
+// A real rr needs perf_event_paranoid <= 1, and the wrapper checks it before it runs rr. This rr is a stand-in,
+// so the machine's setting stays as it is: the wrapper is shown a 1 in a private mount namespace only. As root
+// that is one unshare; as a normal user, a user namespace in which we may mount, and inside it a second one
+// that maps us back to ourselves, so the wrapper and the stand-in rr run as the user they are.
 const flag = path.join(dir, 'paranoid')
 fs.writeFileSync(flag, '1\n')
-const paranoid = +fs.readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8') > 1 && process.getuid!() === 0
-  ? ['unshare', '--mount', '--', 'sh', '-c', 'mount --bind "$0" /proc/sys/kernel/perf_event_paranoid && exec "$@"', flag] : []
+fs.chmodSync(flag, 0o644)
+const paranoid = +fs.readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8')
+const bind = 'mount --bind "$0" /proc/sys/kernel/perf_event_paranoid && exec "$@"'
+const ME = [`--map-user=${process.getuid!()}`, `--map-group=${process.getgid!()}`]
+let shown: string[] = []
+if (paranoid > 1 && process.getuid!() === 0) shown = ['unshare', '--mount', '--', 'sh', '-c', bind, flag]
+if (paranoid > 1 && process.getuid!() !== 0) {
+  shown = ['unshare', '--user', '--map-root-user', '--mount', '--', 'sh', '-c', bind, flag, 'unshare', '--user', ...ME, '--']
+}
+if (paranoid > 1) {
+  console.log(`\n(this machine has kernel.perf_event_paranoid = ${paranoid}; the demo's rr is a stand-in, so it changes nothing:`
+    + ' it shows the wrapper a 1 in a private mount namespace. A real rr needs `sudo sysctl kernel.perf_event_paranoid=1`.)')
+}
 step('record', ['--config', cfg, 'record', '--output', traces, '--', '/bin/echo', 'recorded a failing test'],
-  'the recording command is an argv array, run with no shell', paranoid)
+  'the recording command is an argv array, run with no shell', shown)
 // As root, the containers run as the config's user (never root), so the trace is handed to it.
 const trace = handTo(fs.realpathSync(path.join(traces, 'latest-trace')))
 step('build (dry run)', ['--config', cfg, 'build', trace, '--dry-run'], 'every command is printed, pasteable, and nothing runs')
@@ -59,7 +73,7 @@ if (fs.existsSync('/usr/bin/chromium')) {
   const tab = await browser.newPage()
   await tab.goto(url).catch(() => {})
   await new Promise(r => setTimeout(r, 400)) // before the hostile page tries to navigate its frame away (at 2 s)
-  const png = path.join(process.env.TMPDIR ?? '/tmp', 'pernosco-demo.png')
+  const png = path.join(process.env.TMPDIR ?? '/tmp', `pernosco-demo-${process.getuid!()}.png`) // one per user: /tmp is shared
   await tab.screenshot({ path: png })
   await browser.close()
   console.log(`== screenshot of the served page (Chromium; the stand-in page is the hostile one): ${png}`)

@@ -10,7 +10,7 @@ command -v runc >/dev/null || need+=(runc)
 [ -e /usr/libexec/podman/catatonit ] || need+=(catatonit) # podman's --init; a Recommends, so not pulled in
 command -v newuidmap >/dev/null || need+=(uidmap)
 if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || { echo "demo: needs ${need[*]}: sudo apt-get install -y ${need[*]}" >&2; exit 2; }
+  [ "$EUID" = 0 ] || { echo "demo: needs ${need[*]}: sudo apt-get install -y ${need[*]}" >&2; exit 2; }
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # npm ci before tsx exists: the project's .npmrc would make npm itself load tsx.

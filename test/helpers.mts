@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import net from 'node:net'
 import http from 'node:http'
-import type { Bridge, Result, Sys } from '../pernosco.mts'
+import { BUILT, type Bridge, type Result, type Sys } from '../pernosco.mts'
 
 /** What the bridge is: a forwarder from a unix socket (by path) to a TCP port on loopback, here in-process;
  * returns the socket's path. `delay` holds each upstream connect that long (ms); `drop` closes each
@@ -97,10 +97,12 @@ export function readmeManifest(): string {
   return block[1]
 }
 
-/** A trace directory with a couple of files in it. */
-export function traceDir(): string {
+/** A trace directory with a couple of files in it, built (the marker `build` writes: serve refuses a trace
+ * without it) unless told otherwise. */
+export function traceDir(built = true): string {
   const t = path.join(tmpdir(), 'trace')
   fs.mkdirSync(t); fs.writeFileSync(path.join(t, 'version'), '85\n')
+  if (built) fs.writeFileSync(path.join(t, BUILT), 'localhost/test-builder\n')
   return t
 }
 

@@ -56,8 +56,11 @@ export function importImage(tag: string, files: Record<string, string>, change: 
     fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true })
     fs.copyFileSync(src, path.join(root, f)); fs.chmodSync(path.join(root, f), 0o755)
   }
+  // Readable by any container user whatever the umask (rootless keep-id runs you as "other" to the image's
+  // files), and owned by the image's root whoever builds it.
   const tar = path.join(tmpdir('pmts-tar-'), 'root.tar')
-  if (spawnSync('tar', ['-C', root, '-cf', tar, '.']).status !== 0) throw new Error('tar failed')
+  if (spawnSync('chmod', ['-R', 'a+rX', root]).status !== 0) throw new Error('chmod failed')
+  if (spawnSync('tar', ['-C', root, '--owner=0', '--group=0', '--numeric-owner', '-cf', tar, '.']).status !== 0) throw new Error('tar failed')
   spawnSync('podman', ['rmi', '--force', '--ignore', tag], { env: podmanEnv() }) // no dangling copy of an earlier run
   podman('import', '--change', 'ENV PATH=/usr/local/bin:/bin', ...change.flatMap(c => ['--change', c]), tar, tag)
 }

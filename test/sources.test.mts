@@ -132,7 +132,7 @@ test('--copy-sources: the sources under DIR land at sources/PATH, and serve then
 })
 
 test('package-build --dry-run prints rr pack and rr sources, copies nothing', async () => {
-  const t = traceDir(), f = fakeSys()
+  const t = traceDir(false), f = fakeSys()
   assert.equal(await main(['package-build', t, '--dry-run', '--copy-sources', tmpdir()], f.sys), 0)
   assert.deepEqual(f.calls, [])
   assert.deepEqual(f.out.slice(0, 2), [`rr pack ${t}`, `rr sources ${t}`])
@@ -140,7 +140,7 @@ test('package-build --dry-run prints rr pack and rr sources, copies nothing', as
 })
 
 test('rr sources failing (rr < 5.6) or listing an unknown type: one clear line, exit 2, nothing copied', async () => {
-  const t = traceDir()
+  const t = traceDir(false)
   const old = fakeSys({ answer: a => (a[1] === 'sources' ? { code: 1, out: '', err: 'rr: unknown command sources' } : undefined) })
   assert.equal(await main(['build', t], old.sys), 2)
   assert.deepEqual(old.err, ['rr: unknown command sources', 'pernosco: `rr sources` failed (it needs rr >= 5.6): update rr, or pass --skip-rr'])

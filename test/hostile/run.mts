@@ -12,7 +12,7 @@ import crypto from 'node:crypto'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { parseAllDocuments } from 'yaml'
 import { ROOT, getServed, readmeManifest } from '../helpers.mts'
-import { SECCOMP } from '../../pernosco.mts'
+import { BUILT, SECCOMP } from '../../pernosco.mts'
 
 const sh = (cmd: string, ...args: string[]) => {
   const p = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 })
@@ -134,7 +134,8 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control' | 'kube') {
   const secretDir = dir(r.owner), trace = path.join(secretDir, 'trace'), outside = dir(r.owner), storage = dir(r.owner), sources = dir(r.owner)
   fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'T-secret-file\n')
   fs.mkdirSync(trace); fs.writeFileSync(path.join(trace, 'token'), token); fs.writeFileSync(path.join(trace, 'outside-path'), outside)
-  for (const f of ['', 'token', 'outside-path']) fs.chownSync(path.join(trace, f), r.owner, r.owner)
+  fs.writeFileSync(path.join(trace, BUILT), 'built\n') // serve refuses a trace that build did not finish
+  for (const f of ['', 'token', 'outside-path', BUILT]) fs.chownSync(path.join(trace, f), r.owner, r.owner)
   const cfg = path.join(dir(r.owner), 'pernosco.json')
   fs.writeFileSync(cfg, JSON.stringify({ runtime: r.rt, images: { builder: IMAGE, server: IMAGE }, ...r.user ? { user: r.user } : {}, limits: { memory: '256m', pids: 64, tmp: '16m' } }))
   const passwd = crypto.createHash('sha256').update(fs.readFileSync('/etc/passwd')).digest('hex'), icmp0 = icmpIn()
