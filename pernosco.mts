@@ -514,7 +514,8 @@ export function cleanArgv(dir: string, owners: number[]): string[] {
     '-o', '-type', 'f', '-perm', '/6022', '-exec', 'chmod', '-c', 'go-w,ug-s', '--', '{}', '+']
 }
 /** After a container wrote `dir` (the trace after the builder, the storage dir after the app server): what
- * may stay is owned by the containers' user, by us, or by the directory's owner (your recording, notes). */
+ * may stay is owned by the containers' user, by us, or by the directory's owner (your recording, notes).
+ * True when the clean-up completed. */
 export async function sanitize(r: Run, dir: string, who: string) {
   const argv = cleanArgv(dir, [runAs(r)[0], r.sys.uid, fs.statSync(dir).uid])
   show(r, argv)
@@ -524,6 +525,7 @@ export async function sanitize(r: Run, dir: string, who: string) {
   asLines(p.stderr, say)
   const code = await new Promise(ok => p.on('error', () => ok(127)).on('close', ok))
   if (code) say(`the clean-up is INCOMPLETE (find exited ${code}): check ${dir} before you use it`)
+  return !code
 }
 const RR_URL = 'https://rr-project.org'
 export const LIBTHREAD_DB = ['/usr/lib64/libthread_db.so', '/usr/lib/x86_64-linux-gnu/libthread_db.so']
@@ -894,11 +896,14 @@ async function onlyBuild(r: Run) {
   const env = { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
   const argv = (c: Ctx) => builderArgv(c, trace, r.o['--'] ?? [], env)
   const mark = path.join(trace, BUILT)
-  if (!r.dry) fs.rmSync(mark, { recursive: true, force: true }) // a build stopped half-way is not built
+  if (!r.dry) attempt(() => fs.unlinkSync(mark)) // a build stopped half-way is not built
   const code = await runContainer(r, 'builder', r.cfg.images.builder, argv)
-  if (!r.dry) await sanitize(r, trace, 'the builder')
-  // O_EXCL ('wx'): never through a link the builder put at the name (serve takes only a regular file).
-  if (!code && !r.dry) attempt(() => fs.writeFileSync(mark, `${r.cfg.images.builder}\n`, { flag: 'wx' }))
+  if (r.dry) return code
+  const clean = await sanitize(r, trace, 'the builder')
+  // Ours, once the builder has ended and a clean-up passed: unlink (never recursive, never through a link)
+  // what it put at the name, then O_EXCL ('wx'). A directory there stays, and serve refuses it.
+  attempt(() => fs.unlinkSync(mark))
+  if (!code && clean) attempt(() => fs.writeFileSync(mark, `${r.cfg.images.builder}\n`, { flag: 'wx' }))
   return code
 }
 /** --sources DIR or FROM=TO: FROM is where the trace expects sources, TO where they are on this host. */
@@ -910,7 +915,7 @@ function source(spec: string): [string, string] {
 }
 async function serve(r: Run): Promise<number> {
   const trace = traceArg(r)
-  const built = fs.lstatSync(path.join(trace, BUILT), { throwIfNoEntry: false })?.isFile()
+  const built = attempt(() => fs.lstatSync(path.join(trace, BUILT)).isFile())
   if (!built) fail(`${trace} holds no finished Pernosco database: run \`build ${trace}\` first`)
   // --storage: made (0700) if missing; one serve at a time, by a name bound in our network namespace.
   const given = r.o.storage

@@ -79,7 +79,7 @@ const REJECTED: Case[] = [
   ['serve, issue 22: a source folder', ['serve', 'DIR'], /holds no finished Pernosco database: run `build /],
   ['serve, issue 22: the marker as a link (to a file in the trace)', ['serve', 'TRACE'], /holds no finished Pernosco database/, t => { fs.rmSync(path.join(t, BUILT)); fs.symlinkSync('version', path.join(t, BUILT)) }],
   ['serve, issue 22: the marker as a directory', ['serve', 'TRACE'], /holds no finished Pernosco database/, t => { fs.rmSync(path.join(t, BUILT)); fs.mkdirSync(path.join(t, BUILT)) }],
-  ['serve, issue 22: the marker as a FIFO (never opened)', ['serve', 'TRACE'], /holds no finished Pernosco database/, t => { fs.rmSync(path.join(t, BUILT)); spawnSync('mkfifo', [path.join(t, BUILT)]) }],
+  ['serve, issue 22: the marker as a FIFO (never opened)', ['serve', 'TRACE'], /holds no finished Pernosco database/, t => { fs.rmSync(path.join(t, BUILT)); assert.equal(spawnSync('mkfifo', [path.join(t, BUILT)]).status, 0) }],
   ['serve: --publish is not an option', ['serve', 'TRACE', '--publish', '8080:3000'], /unknown option --publish/],
   ['serve: -p is not an option', ['serve', 'TRACE', '-p', '8080:3000'], /unknown option -p/],
   ['serve: --network is not an option', ['serve', 'TRACE', '--network', 'bridge'], /unknown option --network/],
@@ -177,18 +177,48 @@ test('only-build, issue 22: the marker serve looks for is ours, written only aft
   fs.writeFileSync(path.join(T, BUILT), 'earlier\n')
   assert.equal(await main(['only-build', T, '--runtime', 'docker'], g.sys), 130)
   assert.equal(mark(T), undefined, 'an interrupted build leaves none')
-  // A builder that plants a link at the name (inside the trace, so the clean-up keeps it): never written through.
+  // A builder that plants a link at the name (inside the trace, so the clean-up keeps it): the link is
+  // unlinked, never written through, and our marker takes its place.
   T = traceDir()
   assert.equal(await main(['only-build', T, '--runtime', 'podman'], exits(0, t => fs.symlinkSync('version', path.join(t, BUILT))).sys), 0)
-  assert.ok(mark(T)!.isSymbolicLink())
+  assert.ok(mark(T)!.isFile(), 'our marker in place of the link')
   assert.equal(fs.readFileSync(path.join(T, 'version'), 'utf8'), '85\n')
+  // The same link left at the name (a builder still running, or a copy): serve refuses it.
+  fs.rmSync(path.join(T, BUILT))
+  fs.symlinkSync('version', path.join(T, BUILT))
   const h = fakeSys()
   assert.equal(await main(['serve', T, '--dry-run'], h.sys), 2)
   assert.match(h.err[0], /holds no finished Pernosco database: run `build /)
+  // A regular file planted at the name by a builder that then fails: removed, never taken for ours.
+  T = traceDir(false)
+  assert.equal(await main(['only-build', T, '--runtime', 'podman'], exits(1, t => fs.writeFileSync(path.join(t, BUILT), 'done\n')).sys), 1)
+  assert.equal(mark(T), undefined)
+  // A directory planted at the name: left (unlink is never recursive), no crash, and serve refuses it.
+  T = traceDir(false)
+  assert.equal(await main(['only-build', T, '--runtime', 'podman'], exits(0, t => fs.mkdirSync(path.join(t, BUILT, 'deep'), { recursive: true })).sys), 0)
+  assert.ok(mark(T)!.isDirectory() && fs.existsSync(path.join(T, BUILT, 'deep')), 'the planted directory is left whole')
+  assert.equal(await main(['serve', T, '--dry-run'], fakeSys().sys), 2)
+  // A clean-up that did not complete (find failed): the builder's 0 stays its exit code, but no marker.
+  T = traceDir(false)
+  const bin = tmpdir(), was = process.env.PATH
+  fs.writeFileSync(path.join(bin, 'env'), '#!/bin/sh\nexit 3\n', { mode: 0o755 })
+  process.env.PATH = `${bin}:${was}`
+  const e = exits(0)
+  try {
+    assert.equal(await main(['only-build', T, '--runtime', 'podman'], e.sys), 0)
+  } finally {
+    process.env.PATH = was
+  }
+  assert.match(e.err.join('\n'), /the clean-up is INCOMPLETE \(find exited 3\)/)
+  assert.equal(mark(T), undefined, 'an incomplete clean-up leaves none')
+  // A dry run neither removes nor writes one.
   const d = fakeSys()
   T = traceDir(false)
   assert.equal(await main(['only-build', T, '--dry-run'], d.sys), 0)
   assert.equal(mark(T), undefined, 'a dry run writes none')
+  T = traceDir()
+  assert.equal(await main(['only-build', T, '--dry-run'], fakeSys().sys), 0)
+  assert.ok(mark(T)!.isFile(), 'and keeps one that is there')
 })
 
 test('a failed create is reported with its code and nothing is started', async () => {

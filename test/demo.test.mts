@@ -28,7 +28,8 @@ test('demo as a normal user with packages missing: one line naming them and the 
   const argv = [...as, '/bin/bash', path.join(d, 'test/demo.sh')]
   const p = spawnSync(argv[0], argv.slice(1), { env: { PATH: bin, HOME: d }, encoding: 'utf8' })
   // podman, runc and newuidmap are looked up on PATH; busybox and catatonit by their Debian paths.
-  const need = ['podman', 'runc', ...fs.existsSync('/bin/busybox') ? [] : ['busybox-static'],
+  const runs = (f: string) => { try { fs.accessSync(f, fs.constants.X_OK); return true } catch { return false } }
+  const need = ['podman', 'runc', ...runs('/bin/busybox') ? [] : ['busybox-static'],
     ...fs.existsSync('/usr/libexec/podman/catatonit') ? [] : ['catatonit'], 'uidmap']
   assert.equal(p.status, 2, p.stderr)
   assert.equal(p.stderr, `demo: needs ${need.join(' ')}: sudo apt-get install -y ${need.join(' ')}\n`)
