@@ -320,8 +320,9 @@ function show(r: Run, argv: readonly string[]) {
 async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' = false, tag?: string) {
   show(r, argv)
   const res: Result = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture, tag)
-  // The runtime's own words, but they may quote the image's (its config): controls dropped here too.
-  if (res.code && res.err && capture !== 'quiet') r.sys.err(res.err.trim().replace(CONTROL, ''))
+  // The runtime's own words, warnings too (rootless podman on cgroup v1 ignores the limits, and says so on
+  // create); they may quote the image's (its config): controls dropped here too.
+  if (res.err?.trim() && capture !== 'quiet') r.sys.err(res.err.trim().replace(CONTROL, ''))
   return res
 }
 const onPath = (env: NodeJS.ProcessEnv, bin: string) =>
@@ -437,22 +438,22 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   if (missing) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
   const img = await resolveImage(r, image)
   const [uid, gid] = runAs(r)
+  const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
+  const rm = rmArgv(r.rt, name)
+  // Set before the directory exists: Ctrl-C, SIGTERM or SIGHUP removes all, and so does every way out.
+  const off = r.sys.onSignal(() => {
+    r.interrupted = true
+    void r.sys.run(rm, true)
+  })
   // A dry run keeps one profile per version in your cache (so the printed commands work, and none pile up).
   const cache = r.sys.env.XDG_CACHE_HOME || path.join(r.sys.env.HOME ?? os.homedir(), '.cache')
   const dir = r.dry ? path.join(cache, `pernosco-${VERSION}`)
     : fs.mkdtempSync(path.join(os.tmpdir(), 'pernosco-'))
-  const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
   const seccomp = `${dir}/seccomp.json`
   const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: r.sys.uid !== 0, uid, gid, name, seccomp }
   if (r.dry) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: r.dry ? 'w' : 'wx' })
   if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`)
-  const rm = rmArgv(r.rt, name)
-  // From here on the container may exist: Ctrl-C, SIGTERM or SIGHUP removes it, and so does every way out.
-  const off = r.sys.onSignal(() => {
-    r.interrupted = true
-    void r.sys.run(rm, true)
-  })
   let stop = () => {}
   try {
     const argv = build(c)
@@ -475,6 +476,9 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
     if (during) stop = await during(name, c)
     const { code: exit } = await started
     return r.interrupted ? 130 : exit
+  } catch (e) {
+    if (!r.interrupted) throw e
+    return 130 // what failed after a signal failed because of it (an inspect or a bridge racing the rm)
   } finally {
     stop()
     show(r, rm)
@@ -581,7 +585,8 @@ function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: num
  * lists (debugCopies; printed, not run, in a dry run), sources.fallback. */
 async function packageBuild(r: Run, trace: string): Promise<number> {
   const pack = !r.o['skip-rr']
-  if (pack && !onPath(r.sys.env, 'rr')) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
+  const noRr = pack && !r.dry && !onPath(r.sys.env, 'rr') // a dry run only prints rr's commands
+  if (noRr) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
   const copy = [r.o['copy-sources'] ?? []].flat().map(d => checkDir(d, '--copy-sources'))
   if (copy.length && !pack) fail('--copy-sources copies what `rr sources` lists: drop --skip-rr')
   const { code } = pack ? await exec(r, ['rr', 'pack', trace]) : { code: 0 }
@@ -872,7 +877,7 @@ async function record(r: Run): Promise<number> {
   const cmd = r.o['--'] ?? []
   if (!cmd.length) fail('record: give the command after --, e.g. `record -- ./my-test`')
   const knob = path.join(r.sys.proc, 'sys/kernel/perf_event_paranoid')
-  const par = attempt(() => fs.readFileSync(knob, 'utf8').trim())
+  const par = r.dry ? '0' : attempt(() => fs.readFileSync(knob, 'utf8').trim()) // a dry run runs no rr
   if (par === undefined) fail(`rr needs perf events, and this kernel has no ${knob} (a VM without a PMU?)`)
   if (+par > 1) fail(`rr needs ${knob} <= 1 (it is ${par}): sudo sysctl kernel.perf_event_paranoid=1`)
   const out = r.o.output === undefined ? undefined : checkDir(r.o.output, '--output')

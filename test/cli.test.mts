@@ -238,6 +238,64 @@ test('Ctrl-C / SIGTERM during start: container removed, exit 130', async () => {
   assert.equal(f.calls.length, 6)
 })
 
+test('a signal that races a later step (issue 22 review): exit 130 and the one interrupted line, never a false refusal', async () => {
+  // During inspect, after create: the rm wins, inspect shows nothing; that is no VERIFY failure.
+  let f = fakeSys()
+  f = fakeSys({ answer: a => {
+    if (a[1] !== 'inspect' || a.includes('--format')) return undefined
+    f.fire()
+    return { code: 125, out: '', err: 'Error: no such container' }
+  } })
+  assert.equal(await main(['only-build', traceDir(), '--runtime', 'podman'], f.sys), 130)
+  const name = f.calls[1][f.calls[1].indexOf('--name') + 1]
+  assert.deepEqual(f.err, ['Error: no such container', `pernosco: interrupted: ${name} is stopped and removed`])
+  assert.deepEqual(f.calls.map(c => c[1]), ['image', 'create', 'inspect', 'rm', 'rm'])
+  // While serve's bridge starts: it finds no namespace to enter once the rm ran; that is no bridge error.
+  let g = fakeSys()
+  g = fakeSys({ bridge: () => {
+    g.fire()
+    return { ready: Promise.reject(new Error('nsenter: No such process')), died: new Promise(() => {}), close: () => {} }
+  }, answer: a => a.includes('{{.State.Pid}}') ? { code: 0, out: '7\n' } : a[1] === 'start' ? new Promise(() => {}) : undefined })
+  assert.equal(await main(['serve', traceDir(), '--runtime', 'docker'], g.sys), 130)
+  assert.equal(g.err.length, 1, g.err.join('\n'))
+  assert.match(g.err[0], /^pernosco: interrupted: pernosco-server-[0-9a-f]{12} is stopped and removed$/)
+  // An error with no signal is still an error.
+  await assert.rejects(main(['serve', traceDir(), '--runtime', 'docker'], fakeSys({ bridge: () => ({ ready: Promise.reject(new Error('nsenter: No such process')), died: new Promise(() => {}), close: () => {} }),
+    answer: a => a.includes('{{.State.Pid}}') ? { code: 0, out: '7\n' } : a[1] === 'start' ? new Promise(() => {}) : undefined }).sys), /nsenter: No such process/)
+})
+
+test('the signal handler is in place before the private directory exists (a Ctrl-C never leaves it in /tmp)', async () => {
+  const ours = () => fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-')).sort()
+  const before = ours()
+  const f = fakeSys()
+  let atRegistration: string[] = []
+  const register = f.sys.onSignal
+  f.sys.onSignal = fn => {
+    atRegistration = ours()
+    return register(fn)
+  }
+  assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 0)
+  assert.deepEqual(atRegistration, before, 'no directory of ours yet when the handler was registered')
+  assert.deepEqual(ours(), before, 'and none left after')
+})
+
+test('the runtime\'s warnings on success are shown (rootless podman on cgroup v1 ignores the limits), controls dropped', async () => {
+  const warn = 'time="2026-12-01T16:00:00Z" level=warning msg="Resource limits are not supported and ignored on cgroups V1 rootless systems"'
+  const f = fakeSys({ warn: a => (a[1] === 'create' ? `${warn}\x1b[2J\n` : undefined) })
+  assert.equal(await main(['only-build', traceDir(), '--runtime', 'podman'], f.sys), 0)
+  assert.deepEqual(f.err, [`${warn}[2J`], 'the ESC is gone, so the rest is plain text')
+})
+
+test('dry runs check nothing a dry run does not need (issue 22 review): record with perf_event_paranoid 2, build without rr', async () => {
+  const f = fakeSys({ paranoid: '2', path: ['podman'] })
+  assert.equal(await main(['record', '--dry-run', '--', './my-test'], f.sys), 0)
+  assert.deepEqual(f.out, ['rr record ./my-test'])
+  const t = traceDir(false), g = fakeSys({ path: ['podman'] })
+  assert.equal(await main(['build', t, '--dry-run', '--runtime', 'podman'], g.sys), 0)
+  assert.deepEqual(g.out.slice(0, 2), [`rr pack ${t}`, `rr sources ${t}`])
+  assert.deepEqual(g.calls, [])
+})
+
 test('a signal during create: never started', async () => {
   let f = fakeSys()
   f = fakeSys({ answer: a => { if (a[1] === 'create') f.fire(); return undefined } })

@@ -58,7 +58,7 @@ process.on('exit', () => { for (const c of cleanups) try { c() } catch { /* best
 export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[]; fire(): void; dir: string }
 
 /** A host with podman, docker and rr on PATH, perf_event_paranoid = paranoid, and answers per argv[1]. */
-export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string; answer?: (argv: readonly string[]) => Result | Promise<Result> | undefined; path?: string[]; bridge?: (argv: readonly string[]) => Bridge } = {}): Fake {
+export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string; answer?: (argv: readonly string[]) => Result | Promise<Result> | undefined; warn?: (argv: readonly string[]) => string | undefined; path?: string[]; bridge?: (argv: readonly string[]) => Bridge } = {}): Fake {
   const dir = tmpdir(), bin = path.join(dir, 'bin'), proc = path.join(dir, 'proc')
   fs.mkdirSync(bin); fs.mkdirSync(path.join(proc, 'sys/kernel'), { recursive: true })
   for (const b of opts.path ?? ['podman', 'docker', 'rr', 'nsenter']) fs.writeFileSync(path.join(bin, b), '')
@@ -81,7 +81,7 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
   const sys: Sys = {
     // root came through sudo from uid 1000 unless told otherwise (the containers never run as uid 0)
     env: { PATH: bin, HOME: path.join(dir, 'home'), ...opts.uid === 0 && opts.sudo !== false ? { SUDO_UID: '1000', SUDO_GID: '1000' } : {} }, uid: opts.uid ?? 1000, gid: opts.uid ?? 1000, cwd: dir, proc,
-    run: async argv => { calls.push([...argv]); return await (opts.answer?.(argv) ?? honest(argv)) },
+    run: async argv => { calls.push([...argv]); const res = await (opts.answer?.(argv) ?? honest(argv)); const w = opts.warn?.(argv); return w === undefined ? res : { ...res, err: w } },
     out: l => { out.push(l); const m = /^# seccomp profile written to (.*)\/seccomp\.json$/.exec(l); if (m) cleanups.push(() => fs.rmSync(m[1], { recursive: true, force: true })) },
     err: l => { err.push(l) },
     bridge: argv => { calls.push(['BRIDGE', ...argv]); return (opts.bridge ?? fakeBridge(1))(argv) },
