@@ -43,6 +43,12 @@ export function podman(...args: string[]) {
   return p.stdout
 }
 
+/** The images this process imported: removed when it exits, so that no test or demo leaves one behind. */
+const imported = new Set<string>()
+process.on('exit', () => {
+  // (process.env: podmanEnv's containers.conf is a temp file, already removed by then; rmi needs none of it)
+  if (imported.size) spawnSync('podman', ['rmi', '--force', '--ignore', ...imported], { stdio: 'ignore' })
+})
 /** A busybox-static rootfs with extra files, imported as a local image (no registry). */
 export function importImage(tag: string, files: Record<string, string>, change: string[] = []) {
   const root = tmpdir('pmts-root-')
@@ -63,6 +69,7 @@ export function importImage(tag: string, files: Record<string, string>, change: 
   if (spawnSync('tar', ['-C', root, '--owner=0', '--group=0', '--numeric-owner', '-cf', tar, '.']).status !== 0) throw new Error('tar failed')
   spawnSync('podman', ['rmi', '--force', '--ignore', tag], { env: podmanEnv() }) // no dangling copy of an earlier run
   podman('import', '--change', 'ENV PATH=/usr/local/bin:/bin', ...change.flatMap(c => ['--change', c]), tar, tag)
+  imported.add(tag)
 }
 
 export const pernoscoContainers = () => podman('ps', '-a', '--format', '{{.Names}}').split('\n').filter(n => n.startsWith('pernosco-'))
