@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir, getServed } from './helpers.mts'
-import { BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, USER, handTo } from './podman-env.mts'
+import { BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, USER, handTo, paranoidOne } from './podman-env.mts'
 
 const wrapper = (args: string[]) => [process.execPath, '--import', 'tsx', path.join(ROOT, 'pernosco.mts'), '-x', ...args]
 const step = (title: string, args: string[], proves: string, pre: string[] = []) => {
@@ -20,21 +20,9 @@ importServerImage()
 const dir = tmpdir('pernosco-demo-'), cfg = path.join(dir, 'pernosco.json'), traces = path.join(dir, 'rr')
 fs.mkdirSync(traces)
 fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: SERVER_IMAGE }, ...USER }, null, 2))
-// A real rr needs perf_event_paranoid <= 1, and the wrapper checks it before it runs rr. This rr is a stand-in,
-// so the machine's setting stays as it is: the wrapper is shown a 1 in a private mount namespace only. As root
-// that is one unshare; as a normal user, a user namespace in which we may mount, and inside it a second one
-// that maps us back to ourselves, so the wrapper and the stand-in rr run as the user they are.
-const flag = path.join(dir, 'paranoid')
-fs.writeFileSync(flag, '1\n')
-fs.chmodSync(flag, 0o644)
+// A real rr needs perf_event_paranoid <= 1; this rr is a stand-in, so the machine's setting stays as it is.
 const paranoid = +fs.readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8')
-const bind = 'mount --bind "$0" /proc/sys/kernel/perf_event_paranoid && exec "$@"'
-const ME = [`--map-user=${process.getuid!()}`, `--map-group=${process.getgid!()}`]
-let shown: string[] = []
-if (paranoid > 1 && process.getuid!() === 0) shown = ['unshare', '--mount', '--', 'sh', '-c', bind, flag]
-if (paranoid > 1 && process.getuid!() !== 0) {
-  shown = ['unshare', '--user', '--map-root-user', '--mount', '--', 'sh', '-c', bind, flag, 'unshare', '--user', ...ME, '--']
-}
+const shown = paranoid > 1 ? paranoidOne(dir) : []
 if (paranoid > 1) {
   console.log(`\n(this machine has kernel.perf_event_paranoid = ${paranoid}; the demo's rr is a stand-in, so it changes nothing:`
     + ' it shows the wrapper a 1 in a private mount namespace. A real rr needs `sudo sysctl kernel.perf_event_paranoid=1`.)')

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 import { ROOT, tmpdir, traceDir, getServed } from './helpers.mts'
 import http from 'node:http'
-import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog, USER, RUN_AS, handTo } from './podman-env.mts'
+import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog, USER, RUN_AS, handTo, paranoidOne } from './podman-env.mts'
 /** A trace the containers' user may write (as root: handed to nobody). */
 const trace = () => handTo(traceDir())
 
@@ -119,12 +119,10 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const)
   })
 
 test('record on the host runs rr record (stand-in) into --output', { skip }, () => {
-  const out = tmpdir(), flag = path.join(tmpdir(), 'p')
-  // rr needs perf_event_paranoid <= 1; show the wrapper a 1 in a private mount namespace
-  // (this VM's value is 2 and rr cannot record here anyway: the rr is a stand-in).
-  fs.writeFileSync(flag, '1\n')
-  const p = spawnSync('unshare', ['--mount', '--', 'sh', '-c', 'mount --bind "$0" /proc/sys/kernel/perf_event_paranoid && exec "$@"', flag,
-    ...WRAPPER, 'record', '--output', out, '--', '/bin/echo', 'hello'], { env: podmanEnv(), encoding: 'utf8' })
+  const out = tmpdir()
+  // rr needs perf_event_paranoid <= 1 (this VM's is 2, and rr cannot record here anyway: the rr is a stand-in).
+  const argv = [...paranoidOne(tmpdir()), ...WRAPPER, 'record', '--output', out, '--', '/bin/echo', 'hello']
+  const p = spawnSync(argv[0], argv.slice(1), { env: podmanEnv(), encoding: 'utf8' })
   assert.equal(p.status, 0, p.stderr)
   assert.equal(p.stdout, 'hello\n')
   assert.match(rrLog(), new RegExp(`rr record /bin/echo hello \\| _RR_TRACE_DIR=${out}\\n`))

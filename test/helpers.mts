@@ -81,7 +81,12 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
   const sys: Sys = {
     // root came through sudo from uid 1000 unless told otherwise (the containers never run as uid 0)
     env: { PATH: bin, HOME: path.join(dir, 'home'), ...opts.uid === 0 && opts.sudo !== false ? { SUDO_UID: '1000', SUDO_GID: '1000' } : {} }, uid: opts.uid ?? 1000, gid: opts.uid ?? 1000, cwd: dir, proc,
-    run: async argv => { calls.push([...argv]); const res = await (opts.answer?.(argv) ?? honest(argv)); const w = opts.warn?.(argv); return w === undefined ? res : { ...res, err: w } },
+    run: async argv => {
+      calls.push([...argv])
+      const res = await (opts.answer?.(argv) ?? honest(argv))
+      const warning = opts.warn?.(argv) // what the runtime prints on stderr with this answer
+      return warning === undefined ? res : { ...res, err: warning }
+    },
     out: l => { out.push(l); const m = /^# seccomp profile written to (.*)\/seccomp\.json$/.exec(l); if (m) cleanups.push(() => fs.rmSync(m[1], { recursive: true, force: true })) },
     err: l => { err.push(l) },
     bridge: argv => { calls.push(['BRIDGE', ...argv]); return (opts.bridge ?? fakeBridge(1))(argv) },

@@ -72,6 +72,19 @@ export function importImage(tag: string, files: Record<string, string>, change: 
   imported.add(tag)
 }
 
+/** An argv prefix that shows what it runs perf_event_paranoid = 1, in a private mount namespace only (the
+ * wrapper checks it before it runs rr; these rr are stand-ins, so the machine's setting stays). As root one
+ * unshare; as a normal user a user namespace in which it may mount, and inside it a second one that maps the
+ * user back to itself, so the wrapper and the stand-in rr run as who they are. */
+export function paranoidOne(dir: string): string[] {
+  const flag = path.join(dir, 'paranoid')
+  fs.writeFileSync(flag, '1\n')
+  fs.chmodSync(flag, 0o644)
+  const bind = ['sh', '-c', 'mount --bind "$0" /proc/sys/kernel/perf_event_paranoid && exec "$@"', flag]
+  if (process.getuid!() === 0) return ['unshare', '--mount', '--', ...bind]
+  const me = [`--map-user=${process.getuid!()}`, `--map-group=${process.getgid!()}`]
+  return ['unshare', '--user', '--map-root-user', '--mount', '--', ...bind, 'unshare', '--user', ...me, '--']
+}
 export const pernoscoContainers = () => podman('ps', '-a', '--format', '{{.Names}}').split('\n').filter(n => n.startsWith('pernosco-'))
 export const WRAPPER = [process.execPath, '--import', 'tsx', path.join(ROOT, 'pernosco.mts')]
 
