@@ -90,8 +90,9 @@ export function POLICY(c: Ctx): string[] {
     ...(c.cfg.cgroupParent ? ['--cgroup-parent', c.cfg.cgroupParent] : []),
     // Run as you (as root: runAs, never uid 0): output is yours without the reference's `chmod -R ugo+rwX`.
     ...(podman && c.rootless ? ['--userns=keep-id'] : ['--user', `${c.uid}:${c.gid}`]),
-    // podman copies host proxy variables into containers unless told not to.
-    ...(podman ? ['--http-proxy=false'] : []),
+    // podman copies host proxy variables into containers unless told not to, and the host's /etc/hosts
+    // entries (docker writes its own, never the host's).
+    ...(podman ? ['--http-proxy=false', '--no-hosts'] : []),
     // Never pull: images come only from your own pull or load, checked before a run.
     '--pull', 'never',
     // The environment is only what is listed: HOME points at the private /tmp.
@@ -100,13 +101,25 @@ export function POLICY(c: Ctx): string[] {
 }
 // SECCOMP: allow by default (a debugger replays arbitrary programs' syscalls), deny the kernel-surface
 // and escape calls no debugger needs. ptrace, mount, unshare, userfaultfd and perf_event_open stay
-// allowed on purpose. Architectures not listed (e.g. x32) are killed.
+// allowed on purpose. Architectures not listed (e.g. x32) are killed. It replaces the runtime's default
+// profile, so what Docker's denies, ours denies too: socketcall (32-bit x86) takes its arguments in
+// memory, out of seccomp's sight, so it could reach any socket family past the `socket` rules below.
 export const SECCOMP_DENIED = Object.freeze(['acct', 'add_key', 'adjtimex', 'bpf', 'clock_adjtime',
   'clock_settime', 'create_module', 'delete_module', 'fanotify_init', 'finit_module', 'get_kernel_syms',
   'init_module', 'io_uring_enter', 'io_uring_register', 'io_uring_setup', 'ioperm', 'iopl', 'kexec_file_load',
   'kexec_load', 'keyctl', 'lookup_dcookie', 'name_to_handle_at', 'nfsservctl', 'open_by_handle_at',
   'query_module', 'quotactl', 'quotactl_fd', 'reboot', 'request_key', 'settimeofday', 'stime', 'swapoff',
-  'swapon', '_sysctl', 'sysfs', 'syslog', 'uselib', 'ustat', 'vm86', 'vm86old'])
+  'swapon', '_sysctl', 'sysfs', 'syslog', 'uselib', 'ustat', 'vm86', 'vm86old', 'socketcall'])
+// No ACL or other extended attribute is set or removed (EOPNOTSUPP, as on a file system without them, so
+// copies carry on): ACLs would outlast the clean-up's mode bits and open the trace to other users.
+const XATTR = ['setxattr', 'lsetxattr', 'fsetxattr', 'setxattrat', 'removexattr', 'lremovexattr',
+  'fremovexattr', 'removexattrat']
+// socket(2) for AF_ALG (38: the kernel's crypto API, CVE-2026-31431 writes the page cache through it, so a
+// read-only mount is not) and AF_VSOCK (40: not network-namespaced, it reaches the hypervisor past
+// --network none), as moby #44562 and #52494 do, here as denials of each value. The kernel reads the
+// family as an int: the mask compares its low 32 bits, so upper bits set in the register change nothing.
+const family = (af: number) => ({ names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 97,
+  args: [{ index: 0, value: 0xffffffff, valueTwo: af, op: 'SCMP_CMP_MASKED_EQ' }] })
 // No setuid or setgid file, ever, not even while the container runs: the trace and the storage are host
 // paths other local users may reach. Each call that sets a mode fails (EPERM) when the mode has S_ISUID
 // (04000) or S_ISGID (02000): [call, index of its mode argument]. openat2 takes its mode in memory, out of
@@ -117,7 +130,8 @@ const setid = (bit: number) => MODE_ARG.map(([name, index]) => ({ names: [name],
   errnoRet: 1, args: [{ index, value: bit, valueTwo: bit, op: 'SCMP_CMP_MASKED_EQ' }] }))
 export const SECCOMP = JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW',
   architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_AARCH64'],
-  syscalls: [{ names: SECCOMP_DENIED, action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+  syscalls: [{ names: SECCOMP_DENIED, action: 'SCMP_ACT_ERRNO', errnoRet: 1 }, family(38), family(40),
+    { names: XATTR, action: 'SCMP_ACT_ERRNO', errnoRet: 95 },
     { names: ['openat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 }, ...setid(0o4000), ...setid(0o2000)],
 }, null, 1)
 
@@ -177,7 +191,8 @@ export const envFlags = (env: Record<string, string | undefined>) =>
 /** The db builder: the trace dir is its only mount. `args`, given after `--`, are its own (it checks them),
  * `on-prem /trace` when none. `env`: its variables. No `--empty-umask`: files keep your umask. */
 export function builderArgv(c: Ctx, trace: string, args: string[], env: Record<string, string | undefined>) {
-  return [c.rt, 'create', ...POLICY(c), ...bindMount(c.rt, trace, '/trace'),
+  const given = bindMount(c.rt, `${trace}/${GIVEN}`, `/trace/${GIVEN}`, true) // see GIVEN
+  return [c.rt, 'create', ...POLICY(c), ...bindMount(c.rt, trace, '/trace'), ...given,
     ...envFlags({ RUST_BACKTRACE: 'full', ...env }), '--entrypoint', 'db_builder', c.cfg.images.builder,
     ...(args.length ? args : ['on-prem', '/trace'])]
 }
@@ -209,20 +224,25 @@ export function serverArgv(c: Ctx, trace: string, storage: string | undefined, s
 /** The bridge: plain node (no loader, so it starts fast) in the server's network namespace only, a
  * forwarder. It listens on a unix socket by path in our private 0700 directory (never an abstract name:
  * those belong to the network namespace, where the server could connect to it) and pipes each connection
- * to port 3000; it never reads the data. It exits when our IPC channel closes: it never outlives us. */
+ * to port 3000; it never reads the data. It exits when our IPC channel closes: it never outlives us, and
+ * at once unless it is in the namespace serverPid checked (argv[-2]): a PID reused since leads elsewhere. */
 export const BRIDGE = `const net = require('net')
 process.on('disconnect', () => process.exit(0))
+if (require('fs').readlinkSync('/proc/self/ns/net') !== process.argv.at(-2)) process.exit(3)
 net.createServer(c => {
   const s = net.connect(3000, '127.0.0.1').setNoDelay()
   for (const [a, b] of [[c, s], [s, c]]) a.on('error', () => b.destroy()).on('close', () => b.destroy())
   c.pipe(s).pipe(c)
 }).listen(process.argv.at(-1), () => process.send('ready'))`
 /** Rootless podman enters the namespace through podman's user namespace. */
-export const bridgeArgv = (rt: Runtime, rootless: boolean, pid: string, node: string, socket: string) =>
+export const bridgeArgv = (rt: Runtime, rootless: boolean, [pid, ns]: string[], node: string, sock: string) =>
   [...(rt === 'podman' && rootless ? ['podman', 'unshare'] : []), 'nsenter', '--target', pid, '--net',
-    node, '-e', BRIDGE, socket]
+    node, '-e', BRIDGE, ns, sock]
 export const pidArgv = (rt: Runtime, name: string) => [rt, 'inspect', '--format', '{{.State.Pid}}', name]
-export const startArgv = (rt: Runtime, name: string) => [rt, 'start', '--attach', name]
+/** podman mounts what /etc/containers/mounts.conf lists (rootless: ~/.config/containers/mounts.conf too;
+ * RHEL ships entitlement keys so) when a container starts, unseen by inspect: none, from an empty list. */
+export const startArgv = (rt: Runtime, name: string) =>
+  [rt, 'start', ...(rt === 'podman' ? ['--default-mounts-file', '/dev/null'] : []), '--attach', name]
 export const rmArgv = (rt: Runtime, name: string) =>
   [rt, 'rm', '--force', ...(rt === 'podman' ? ['--time', '0'] : []), name]
 
@@ -234,7 +254,8 @@ export interface Bridge { ready: Promise<void>; died: Promise<void>; close(): vo
 export interface Sys {
   env: NodeJS.ProcessEnv; uid: number; gid: number; cwd: string; proc: string
   run(argv: readonly string[], capture?: boolean, tag?: string): Promise<Result>
-  out(line: string): void; err(line: string): void; onSignal(f: () => void): () => void
+  out(line: string): void; err(line: string, tone?: 'red' | 'yellow'): void
+  onSignal(f: () => void): () => void
   bridge(argv: readonly string[]): Bridge
 }
 /** C0 and C1 control characters but tab and newline: escape sequences (OSC 52 writes the clipboard, OSC 8
@@ -297,18 +318,26 @@ function startBridge(argv: readonly string[]): Bridge {
 export const realSys = (): Sys => ({
   env: process.env, uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), proc: '/proc',
   run: runArgv, bridge: startBridge,
-  out: l => process.stdout.write(l + '\n'),
-  err: l => process.stderr.write(l + '\n'),
+  // Every line we print is filtered like a container's: a path or a message may quote what the trace holds.
+  out: l => process.stdout.write(l.replace(CONTROL, '') + '\n'),
+  err: (l, tone) => process.stderr.write((tone ? chalk[tone] : String)(l.replace(CONTROL, '')) + '\n'),
   onSignal: f => {
-    // SIGHUP too: a closed terminal or ssh session must not leave the container running.
-    process.on('SIGINT', f).on('SIGTERM', f).on('SIGHUP', f)
-    return () => process.off('SIGINT', f).off('SIGTERM', f).off('SIGHUP', f)
+    ENDING.forEach(s => process.on(s, f))
+    return () => ENDING.forEach(s => process.off(s, f))
   },
 })
+/** Every signal that would end us and that a handler may catch: each ends a run the way Ctrl-C does (SIGHUP:
+ * a closed terminal or ssh session; SIGQUIT: Ctrl-\). SIGKILL and SIGSTOP cannot be caught; a fault
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL) leaves no state fit to run a handler in. */
+const ENDING = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM',
+  'SIGPROF', 'SIGIO', 'SIGPWR', 'SIGXCPU', 'SIGXFSZ', 'SIGTRAP', 'SIGSYS', 'SIGABRT', 'SIGSTKFLT'] as const
 /** Shell-quote for display, so --dry-run and -x print pasteable commands. */
 export const quote = (argv: readonly string[]) =>
   argv.map(a => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
-/** One invocation: its config, runtime, options and the host it runs on. */
+/** One invocation: its config, runtime, options and the host it runs on. Three flags, set once, never reset:
+ * `interrupted` by runContainer's signal handler (the container is being removed; every later step ends with
+ * 130); `started` by runContainer after VERIFY, just before `start` (storage needs its clean-up from then);
+ * `ended` when `start --attach` returned (the container is gone: serve's waits stop). */
 export interface Run {
   sys: Sys; cfg: Config; rt: Runtime; dry: boolean; echo: boolean; o: minimist.ParsedArgs
   interrupted: boolean; started?: boolean; ended?: boolean
@@ -322,7 +351,7 @@ async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' 
   const res: Result = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture, tag)
   // The runtime's own words, warnings too (rootless podman on cgroup v1 ignores the limits, and says so on
   // create); they may quote the image's (its config): controls dropped here too.
-  if (res.err?.trim() && capture !== 'quiet') r.sys.err(res.err.trim().replace(CONTROL, ''))
+  if (res.err?.trim() && capture !== 'quiet') r.sys.err(res.err.trim())
   return res
 }
 const onPath = (env: NodeJS.ProcessEnv, bin: string) =>
@@ -349,72 +378,72 @@ async function resolveImage(r: Run, ref: string): Promise<Image> {
 // ---- VERIFY: after `create`, `inspect` must show exactly what the argv asked for, or nothing starts. ----
 // A containers.conf or daemon config can add mounts, variables, devices, networks and namespaces.
 interface Inspect {
-  Image?: string; Mounts?: { Source: string; Destination: string; RW: boolean }[]
+  Image?: string; BoundingCaps?: string[]; Mounts?: { Source: string; Destination: string; RW: boolean }[]
   Config?: { User?: string; Env?: string[] }
   HostConfig?: {
     NetworkMode?: string; CapAdd?: string[] | null; Privileged?: boolean; ReadonlyRootfs?: boolean
     SecurityOpt?: string[] | null; PidMode?: string; IpcMode?: string; Devices?: unknown[] | null
   }
 }
-/** What was asked: the argv's values of a flag, the context, the checked image. */
-interface Asked { vals(flag: string): string[]; c: Ctx; img: Image }
-/** One row per check, its reason above it: what inspect shows, and what it must show. */
-type Check = readonly [what: string, got: (i: Inspect, a: Asked) => unknown, want: (a: Asked) => unknown]
 const gotMounts = (i: Inspect) =>
   (i.Mounts ?? []).map(m => `${m.Source}:${m.Destination}:${m.RW ? 'rw' : 'ro'}`).sort().join(' ')
-function askedMounts(a: Asked) {
+function askedMounts(mounts: string[]) {
   const fields = (m: string) => Object.fromEntries(m.split(',').map(kv => kv.split('=')))
   const one = (m: Record<string, string>) => `${m.src}:${m.dst}:${'readonly' in m ? 'ro' : 'rw'}`
-  return a.vals('--mount').map(fields).map(one).sort().join(' ')
+  return mounts.map(fields).map(one).sort().join(' ')
 }
-const caps = (i: Inspect) => (i.HostConfig?.CapAdd ?? []).map(k => k.replace(/^CAP_/, '')).sort().join()
+/** podman leaves the capabilities it grants by default out of CapAdd: its bounding set is the whole truth. */
+const caps = (i: Inspect) =>
+  (i.BoundingCaps ?? i.HostConfig?.CapAdd ?? []).map(k => k.replace(/^CAP_/, '')).sort().join()
 /** podman's own variables, and a PATH only when the image sets none (podman and docker add this one). */
 const RUNTIME_ENV = ['container=podman', 'HOSTNAME=pernosco', 'TERM=xterm']
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 /** The names of the variables that are not the argv's, the image's or the runtime's own. */
-function extraEnv(i: Inspect, a: Asked) {
-  const image = a.img.Config?.Env ?? []
+function extraEnv(i: Inspect, asked: string[], img: Image) {
+  const image = img.Config?.Env ?? []
   const runtime = image.some(e => e.startsWith('PATH=')) ? RUNTIME_ENV : [...RUNTIME_ENV, DEFAULT_PATH]
-  const allowed = [...image, ...a.vals('--env'), ...runtime]
+  const allowed = [...image, ...asked, ...runtime]
   return (i.Config?.Env ?? []).filter(e => !allowed.includes(e)).map(e => e.split('=')[0]).join(' ')
 }
 /** The security options, sorted; docker shows our seccomp profile inline, as its JSON. */
-function securityOpts(i: Inspect, a: Asked) {
+function securityOpts(i: Inspect, seccomp: string) {
   const inline = (o: string) => isDeepStrictEqual(attempt(() => JSON.parse(o.slice(8))), JSON.parse(SECCOMP))
-  const ours = (o: string) => (o.startsWith('seccomp={') && inline(o) ? `seccomp=${a.c.seccomp}` : o)
+  const ours = (o: string) => (o.startsWith('seccomp={') && inline(o) ? `seccomp=${seccomp}` : o)
   return (i.HostConfig?.SecurityOpt ?? []).map(ours).sort().join(' ')
 }
-export const VERIFY: readonly Check[] = Object.freeze<Check[]>([
-  // Only ours, read-only where asked: no injected volume.
-  ['mounts', gotMounts, askedMounts],
-  // None: no DNS, gateway or host service.
-  ['network', i => i.HostConfig?.NetworkMode, () => 'none'],
-  // Only what config.capAdd names.
-  ['capabilities', caps, a => a.vals('--cap-add').sort().join()],
-  // Never: it undoes every other flag.
-  ['privileged', i => !!i.HostConfig?.Privileged, () => false],
-  // The image cannot change while it runs.
-  ['read-only root', i => !!i.HostConfig?.ReadonlyRootfs, () => true],
-  // Exactly ours: label=disable, unmask=ALL or systempaths=unconfined would each weaken it.
-  ['security options', securityOpts, a => a.vals('--security-opt').sort().join(' ')],
-  // You, or as root the user runAs chose; never uid 0.
-  ['user', i => i.Config?.User, a => a.vals('--user')[0] ?? `${a.c.uid}:${a.c.gid}`],
-  // Its own PID namespace (docker says ''): host processes stay invisible.
-  ['PID namespace', i => i.HostConfig?.PidMode || 'private', () => 'private'],
-  // Its own IPC namespace (podman says shareable).
-  ['IPC namespace', i => i.HostConfig?.IpcMode?.replace('shareable', 'private'), () => 'private'],
-  // None: no host device node inside.
-  ['devices', i => JSON.stringify(i.HostConfig?.Devices ?? []), () => '[]'],
-  // The one whose identity was checked.
-  ['image', i => i.Image?.replace(/^sha256:/, ''), a => a.img.Id?.replace(/^sha256:/, '')],
-  // Only ours, the image's and the runtime's own (docker copies proxy settings, with credentials, in).
-  ['environment', extraEnv, () => ''],
-])
-/** Each failed row, as `what fact`. */
-export function verify(argv: readonly string[], c: Ctx, info: Inspect, img: Image): string[] {
-  const a: Asked = { vals: f => argv.flatMap((x, k) => (x === f ? [argv[k + 1] ?? ''] : [])), c, img }
-  const failed = VERIFY.filter(([, got, want]) => !isDeepStrictEqual(got(info, a), want(a)))
-  return failed.map(([what, got]) => `${what} ${String(got(info, a)).slice(0, 200)}`)
+/** Each failed row, as `what fact`. `flags` are the create argv's up to the image: the image's own
+ * arguments (the builder's, after `--`) can name no flag that counts as asked. One row per check: what
+ * inspect shows, what it must show, and the reason above it. */
+export function verify(flags: readonly string[], c: Ctx, i: Inspect, img: Image): string[] {
+  const vals = (f: string) => flags.flatMap((x, k) => (x === f ? [flags[k + 1] ?? ''] : []))
+  const rows: [what: string, got: unknown, want: unknown][] = [
+    // Only ours, read-only where asked: no injected volume.
+    ['mounts', gotMounts(i), askedMounts(vals('--mount'))],
+    // None: no DNS, gateway or host service.
+    ['network', i.HostConfig?.NetworkMode, 'none'],
+    // Only what config.capAdd names.
+    ['capabilities', caps(i), vals('--cap-add').sort().join()],
+    // Never: it undoes every other flag.
+    ['privileged', !!i.HostConfig?.Privileged, false],
+    // The image cannot change while it runs.
+    ['read-only root', !!i.HostConfig?.ReadonlyRootfs, true],
+    // Exactly ours: label=disable, unmask=ALL or systempaths=unconfined would each weaken it.
+    ['security options', securityOpts(i, c.seccomp), vals('--security-opt').sort().join(' ')],
+    // You, or as root the user runAs chose; never uid 0.
+    ['user', i.Config?.User, vals('--user')[0] ?? `${c.uid}:${c.gid}`],
+    // Its own PID namespace (docker says ''): host processes stay invisible.
+    ['PID namespace', i.HostConfig?.PidMode || 'private', 'private'],
+    // Its own IPC namespace (podman says shareable).
+    ['IPC namespace', i.HostConfig?.IpcMode?.replace('shareable', 'private'), 'private'],
+    // None: no host device node inside.
+    ['devices', JSON.stringify(i.HostConfig?.Devices ?? []), '[]'],
+    // The one whose identity was checked.
+    ['image', i.Image?.replace(/^sha256:/, ''), img.Id?.replace(/^sha256:/, '')],
+    // Only ours, the image's and the runtime's own (docker copies proxy settings, with credentials, in).
+    ['environment', extraEnv(i, vals('--env'), img), ''],
+  ]
+  const failed = rows.filter(([, got, want]) => !isDeepStrictEqual(got, want))
+  return failed.map(([what, got]) => `${what} ${String(got).slice(0, 200)}`)
 }
 /** Who the containers run as: you; as root, config.user or the user sudo came from; never uid 0, so no
  * container process is root of the host (rootless podman maps you to yourself with --userns=keep-id). */
@@ -430,8 +459,11 @@ function runAs(r: Run): [number, number] {
  * end of the file). */
 const LIVE = new Map<string, { rm: string[]; dir: string }>()
 type During = (name: string, c: Ctx) => Promise<() => void>
-/** create, inspect and VERIFY, start --attach (while `during` sets up what talks to it), rm. A signal
- * removes the container. The seccomp profile lives in a private 0700 directory of its own. */
+/** create, inspect and VERIFY, start --attach (while `during` sets up what talks to it), rm. The seccomp
+ * profile lives in a private 0700 directory of its own. How a signal ends a run: the handler (set before
+ * anything exists) sets r.interrupted and starts `rm`; whatever step is under way then fails or returns,
+ * the catch turns that into 130, and `finally`, which every way out passes, removes the container (again),
+ * the directory and LIVE's entry. LIVE is for what bypasses `finally`: a crash (crashed(), at the end). */
 async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx) => string[],
   during?: During) {
   const missing = !r.dry && !onPath(r.sys.env, r.rt)
@@ -440,7 +472,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   const [uid, gid] = runAs(r)
   const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
   const rm = rmArgv(r.rt, name)
-  // Set before the directory exists: Ctrl-C, SIGTERM or SIGHUP removes all, and so does every way out.
+  // Set before the directory exists: a signal removes all, and so does every way out.
   const off = r.sys.onSignal(() => {
     r.interrupted = true
     void r.sys.run(rm, true)
@@ -452,7 +484,8 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   const seccomp = `${dir}/seccomp.json`
   const c: Ctx = { rt: r.rt, cfg: r.cfg, rootless: r.sys.uid !== 0, uid, gid, name, seccomp }
   if (r.dry) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-  fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: r.dry ? 'w' : 'wx' })
+  if (r.dry) attempt(() => fs.unlinkSync(c.seccomp)) // the last dry run's, or a link: 'wx' never follows one
+  fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: 'wx' })
   if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`)
   let stop = () => {}
   try {
@@ -462,7 +495,8 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
     const { code } = await exec(r, argv, true)
     if (code || r.interrupted) return r.interrupted ? 130 : code
     const { out } = await exec(r, [r.rt, 'inspect', name], true)
-    const bad = r.dry ? [] : verify(argv, c, attempt(() => JSON.parse(out)[0]) ?? {}, img)
+    const flags = argv.slice(0, argv.indexOf(image))
+    const bad = r.dry ? [] : verify(flags, c, attempt(() => JSON.parse(out)[0]) ?? {}, img)
     if (bad.length) {
       fail(`${name} is not what pernosco.mts asked for, so it was removed unstarted: ${bad.join('; ')}. `
         + 'Check containers.conf or the daemon config')
@@ -499,37 +533,59 @@ function entry(dir: string, name: string): fs.Stats | undefined {
 }
 /** The clean-up of a directory a container wrote, as one GNU find command (findutils 4.9). -P: no link is
  * ever followed or resolved. find handles a directory before it reads it, so one made unreadable is opened
- * and one left writable to others is closed first: from then on only entries of another uid could change
- * under us, and those go whole. LC_ALL=C: -lname compares bytes, whatever a name's encoding. */
-export function cleanArgv(dir: string, owners: number[]): string[] {
+ * and one left open to others is closed first: from then on only entries of another uid could change under
+ * us, and those go whole. LC_ALL=C: -lname compares bytes, whatever a name's encoding. `mode`: the
+ * directory's before the run; no group or other bit it lacked survives, nor any write bit for them. */
+export function cleanArgv(dir: string, owners: number[], mode: number): string[] {
   const foreign = [...new Set(owners)].flatMap(uid => ['!', '-uid', String(uid)])
   // A link is judged by its text, never resolved (resolving a name the builder chose can trigger an
   // automount such as /net/NAME, a lookup around --network none, or hang): absolute, or a `..` step.
   const out = ['/*', '..', '../*', '*/..', '*/../*'].flatMap(p => ['-o', '-lname', p])
+  const shut = 0o022 | (0o077 & ~mode)
+  const rwx = (bits: number) => ['r', 'w', 'x'].filter((_, k) => bits & (4 >> k)).join('')
+  const close = `ug-s,g-${rwx(shut >> 3)},o-${rwx(shut & 7)}`
+  // -perm /6NNN: setuid, setgid, or any bit of `shut`.
+  const open = ['-perm', `/6${shut.toString(8).padStart(3, '0')}`]
+  // How it groups: `( A ) -prune … -o -type d ( B ) … -o -type f C …`: the first match acts, and -prune
+  // keeps find out of what it removes. Each -o alternative runs only where those before it did not match.
   return ['env', 'LC_ALL=C', 'find', '-P', dir,
-    // Removed whole and unread (-prune; rm follows no link either): an entry of another uid, what is not a
+    // A: removed whole and unread (rm -rf follows no link either): an entry of another uid, what is not a
     // file, directory or link (a FIFO or a device hangs a read), a link that could point out of `dir`.
     '(', ...foreign, '-o', '!', '-type', 'f', '!', '-type', 'd', '!', '-type', 'l', ...out, ')',
     '-prune', '-printf', 'removed %P (type %y, uid %U)\\n', '-exec', 'rm', '-rf', '--', '{}', '+',
-    // A directory we cannot read, others may write, or setuid/setgid: fixed before find reads it.
-    '-o', '-type', 'd', '(', '!', '-perm', '-700', '-o', '-perm', '/6022', ')',
-    '-exec', 'chmod', '-c', 'u+rwx,go-w,ug-s', '--', '{}', ';',
-    // A file with setuid or setgid, or that others may write.
-    '-o', '-type', 'f', '-perm', '/6022', '-exec', 'chmod', '-c', 'go-w,ug-s', '--', '{}', '+']
+    // B: a directory we cannot read or that is too open: fixed (`;`: at once) before find reads it.
+    '-o', '-type', 'd', '(', '!', '-perm', '-700', '-o', ...open, ')',
+    '-exec', 'chmod', '-c', `u+rwx,${close}`, '--', '{}', ';',
+    // C: a file too open.
+    '-o', '-type', 'f', ...open, '-exec', 'chmod', '-c', close, '--', '{}', '+']
 }
 /** After a container wrote `dir` (the trace after the builder, the storage dir after the app server): what
  * may stay is owned by the containers' user, by us, or by the directory's owner (your recording, notes).
- * True when the clean-up completed. */
-export async function sanitize(r: Run, dir: string, who: string) {
-  const argv = cleanArgv(dir, [runAs(r)[0], r.sys.uid, fs.statSync(dir).uid])
+ * As root it runs as the containers' user (spawn sets the uid and gid and drops every supplementary
+ * group): root never acts by name inside a directory a container could write. True when it completed. */
+export async function sanitize(r: Run, dir: string, who: string, mode: number) {
+  const [uid, gid] = runAs(r)
+  const argv = cleanArgv(dir, [uid, r.sys.uid, fs.statSync(dir).uid], mode)
   show(r, argv)
-  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-  const say = (l: string) => r.sys.err(chalk.yellow(`pernosco: after ${who}: ${l}`))
+  const as = r.sys.uid === 0 ? { uid, gid } : {}
+  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...as })
+  const say = (l: string) => r.sys.err(`pernosco: after ${who}: ${l}`, 'yellow')
   asLines(p.stdout, say)
   asLines(p.stderr, say)
   const code = await new Promise(ok => p.on('error', () => ok(127)).on('close', ok))
   if (code) say(`the clean-up is INCOMPLETE (find exited ${code}): check ${dir} before you use it`)
   return !code
+}
+/** rr's unpacked trace hard-links the files your program mapped (mmap_hardlink_*) until `rr pack` copies
+ * them: the builder, which may write the trace, would write into your binaries. None may have two names. */
+function noHardLinks(r: Run, trace: string) {
+  const argv = ['find', '-P', trace, '-type', 'f', '-links', '+1', '-print', '-quit']
+  show(r, argv)
+  const found = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  const first = found.stdout?.trim()
+  if (first) fail(`${first} has another hard link, so the builder could write your file through it: `
+    + `run \`rr pack ${trace}\` (build runs it) and build again`)
+  if (found.status) fail(`find could not check ${trace} for hard links: ${found.stderr ?? found.error}`)
 }
 const RR_URL = 'https://rr-project.org'
 export const LIBTHREAD_DB = ['/usr/lib64/libthread_db.so', '/usr/lib/x86_64-linux-gnu/libthread_db.so']
@@ -538,7 +594,10 @@ const SUFFIX: Record<string, string> = { debuglink: 'debug', debugaltlink: 'sup'
 /** What package-build copies into the trace, from `rr sources` (rr >= 5.6), as [host file, path in the trace]
  * in the reference's layout: external_debug_info by build-id and type, each of `dwos` that no copied .dwp
  * covers, by its 64-bit id (read as a string: a JS number would round it), and of `files` the sources under
- * --copy-sources (real paths) at sources/PATH, where serve lets the app server find them. */
+ * --copy-sources (real paths) at sources/PATH, where serve lets the app server find them. Where each comes
+ * from: rr reads `path`, `full_path`, `comp_dir`, `name`, `build_id` and `id` from the DWARF and ELF notes
+ * of the traced binaries, so whoever built those chose them. Hence ids must be hex and decimal before they
+ * name a file in the trace, a source path is normalized (no `..` left), and copyIn reads only as you. */
 export function debugCopies(json: string, copySources: string[], exists = isFile): [string, string][] {
   type Fields = Record<string, string>
   const s: { external_debug_info?: Fields[]; dwos?: Fields[]; files?: Record<string, string[]> } =
@@ -546,11 +605,16 @@ export function debugCopies(json: string, copySources: string[], exists = isFile
   const ext = s.external_debug_info ?? []
   const kind = (t: string) => SUFFIX[t] ?? fail(`rr sources: unknown debug info type "${t}"`)
   // debug/.build-id/XX/REST.debug (.sup, .dwp): XX is the build-id's first two hex digits, as gdb looks.
+  const hex = (id: string) => /^[0-9a-f]{2,}$/.exec(id)?.[0] ?? fail(`rr sources: bad build-id ${id}`)
   const byId = (e: Fields) =>
-    `debug/.build-id/${e.build_id.slice(0, 2)}/${e.build_id.slice(2)}.${kind(e.type)}`
+    `debug/.build-id/${hex(e.build_id).slice(0, 2)}/${e.build_id.slice(2)}.${kind(e.type)}`
   const dwp = ext.filter(e => e.type === 'dwp' && exists(e.path)).map(e => e.build_id)
   const dwos = (s.dwos ?? []).filter(d => !dwp.includes(d.build_id))
-  const dwo = (d: Fields) => `debug/.dwo/${BigInt(d.id).toString(16).padStart(16, '0')}.dwo`
+  const dwo = (d: Fields) => {
+    const id = BigInt(/^\d{1,20}$/.exec(d.id)?.[0] ?? fail(`rr sources: bad DWO id ${d.id}`)).toString(16)
+    if (id.length > 16) fail(`rr sources: bad DWO id ${d.id}`)
+    return `debug/.dwo/${id.padStart(16, '0')}.dwo`
+  }
   const files = Object.entries(s.files ?? {}).flatMap(([dir, names]) => names.map(n => path.join(dir, n)))
   const mine = files.filter(f => copySources.some(d => f.startsWith(d + '/')))
   return [...ext.map(e => [e.path, byId(e)]),
@@ -560,11 +624,13 @@ export function debugCopies(json: string, copySources: string[], exists = isFile
 /** Only a regular file is read: a FIFO would hang the read, a device must not be read at all. */
 const isFile = (p: string) => attempt(() => fs.statSync(p).isFile()) ?? false
 /** `from` into the trace at `to`: each directory on the way made or checked by entry() (no link followed),
- * the data copied to a new name (O_EXCL) and renamed over whatever is at `to`; a directory there goes. */
+ * the data copied to a new name (O_EXCL) and renamed over whatever is at `to`; a directory there goes.
+ * `cat` reads it as you; as root, as `owner` (the containers' user) with no supplementary group (spawn
+ * sets the uid and gid and drops the groups): never what only root may read. */
 function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: number[]) {
   if (r.dry) return r.sys.out(`# would copy ${from} to ${path.join(trace, to)}`)
   const missing = `pernosco: ${from}: missing or not a regular file, not copied`
-  if (!isFile(from)) return r.sys.err(chalk.yellow(missing))
+  if (!isFile(from)) return r.sys.err(missing, 'yellow')
   let dir = trace
   for (const part of path.dirname(to).split('/')) {
     const st = entry(dir, part)
@@ -576,26 +642,36 @@ function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: num
   const dest = path.join(trace, to)
   if (fs.lstatSync(dest, { throwIfNoEntry: false })?.isDirectory()) fs.rmSync(dest, { recursive: true })
   const tmp = path.join(dir, `.pernosco-${crypto.randomBytes(6).toString('hex')}`)
-  fs.copyFileSync(from, tmp, fs.constants.COPYFILE_EXCL)
-  fs.chmodSync(tmp, 0o444)
-  if (owner) fs.lchownSync(tmp, owner[0], owner[1])
-  fs.renameSync(tmp, dest) // rename replaces a file or a link, never writes through one
+  const fd = fs.openSync(tmp, 'wx', 0o444)
+  if (owner) fs.fchownSync(fd, owner[0], owner[1])
+  const as = owner ? { uid: owner[0], gid: owner[1] } : {}
+  const cat = spawnSync('cat', ['--', from], { stdio: ['ignore', fd, 'pipe'], ...as })
+  fs.closeSync(fd)
+  if (!cat.status) return fs.renameSync(tmp, dest) // it replaces a file or a link, never writes through one
+  fs.unlinkSync(tmp)
+  r.sys.err(`pernosco: ${from}: not copied: ${String(cat.stderr ?? cat.error).trim()}`, 'yellow')
 }
 /** rr pack, then what the builder expects beside the trace: the host's libthread_db.so, what `rr sources`
  * lists (debugCopies; printed, not run, in a dry run), sources.fallback. */
 async function packageBuild(r: Run, trace: string): Promise<number> {
   const pack = !r.o['skip-rr']
+  // A builder may have rewritten the trace's binaries, which name what `rr sources` lists (debugCopies):
+  // packaging again would copy files of its choosing into a trace that may travel to a shared server.
+  if (pack && entry(trace, GIVEN)) {
+    fail(`${trace} was given to the db builder, which may have rewritten what \`rr sources\` reads: package `
+      + 'a new recording, or rebuild this one with `only-build`')
+  }
+  const owner = r.sys.uid === 0 ? runAs(r) : undefined // as root, never copy or write as root
   const noRr = pack && !r.dry && !onPath(r.sys.env, 'rr') // a dry run only prints rr's commands
   if (noRr) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
   const copy = [r.o['copy-sources'] ?? []].flat().map(d => checkDir(d, '--copy-sources'))
   if (copy.length && !pack) fail('--copy-sources copies what `rr sources` lists: drop --skip-rr')
-  const { code } = pack ? await exec(r, ['rr', 'pack', trace]) : { code: 0 }
+  const { code } = pack ? await exec(r, ['rr', 'pack', trace], false, chalk.dim('rr pack |')) : { code: 0 }
   if (code) return code
   const listed = pack ? await exec(r, ['rr', 'sources', trace], true) : { code: 0, out: '' }
   if (listed.code) fail('`rr sources` failed (it needs rr >= 5.6): update rr, or pass --skip-rr')
   const lib = LIBTHREAD_DB.filter(f => fs.existsSync(f)).slice(0, 1)
   const libCopy = lib.map((f): [string, string] => [f, 'files.system-debuginfo/libthread_db.so'])
-  const owner = r.sys.uid === 0 ? attempt(() => runAs(r)) : undefined
   for (const c of [...libCopy, ...debugCopies(listed.out, copy)]) copyIn(r, trace, c, owner)
   // sources.fallback, unless there is one ('wx' is O_CREAT|O_EXCL: it never follows a link at the name).
   const fallback = path.join(trace, 'sources.fallback')
@@ -890,6 +966,9 @@ async function record(r: Run): Promise<number> {
   if (!rr) fail(`rr is not on PATH: install rr (${RR_URL}), or use --container`)
   return (await exec(r, recordArgv(out, cmd))).code
 }
+/** Ours, made before the builder first runs and mounted read-only over itself inside it (builderArgv): a
+ * mount point it can neither remove nor change. package-build refuses a trace that has it. */
+export const GIVEN = 'pernosco-given-to-builder'
 /** What serve looks for: written by us once the builder exited 0 (its own files are not ours to know, nor
  * to read: one could be a FIFO); removed before each build, so an interrupted one is not taken for built. */
 export const BUILT = 'pernosco-built'
@@ -900,11 +979,16 @@ async function onlyBuild(r: Run) {
   const log = r.o['builder-rr-log']
   const env = { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
   const argv = (c: Ctx) => builderArgv(c, trace, r.o['--'] ?? [], env)
+  if (!r.dry) noHardLinks(r, trace)
+  const given = entry(trace, GIVEN)
+  if (given && !given.isFile()) fail(`trace: ${trace}/${GIVEN} is not a file`)
+  if (!given && !r.dry) fs.writeFileSync(path.join(trace, GIVEN), '', { flag: 'wx' })
   const mark = path.join(trace, BUILT)
   if (!r.dry) attempt(() => fs.unlinkSync(mark)) // a build stopped half-way is not built
+  const mode = fs.statSync(trace).mode
   const code = await runContainer(r, 'builder', r.cfg.images.builder, argv)
   if (r.dry) return code
-  const clean = await sanitize(r, trace, 'the builder')
+  const clean = await sanitize(r, trace, 'the builder', mode)
   // Ours, once the builder has ended and a clean-up passed: unlink (never recursive, never through a link)
   // what it put at the name, then O_EXCL ('wx'). A directory there stays, and serve refuses it.
   attempt(() => fs.unlinkSync(mark))
@@ -926,7 +1010,10 @@ async function serve(r: Run): Promise<number> {
   const given = r.o.storage
   const make = given !== undefined && !r.dry && path.isAbsolute(given) && !fs.existsSync(given)
   if (make) attempt(() => fs.mkdirSync(given, { recursive: true, mode: 0o700 })) // else: checkDir says why
+  // As root: the containers' user's, or the app server could not write it.
+  if (make && r.sys.uid === 0) attempt(() => fs.chownSync(given, ...runAs(r)))
   const storage = given === undefined ? undefined : checkDir(given, '--storage')
+  const mode = storage ? fs.statSync(storage).mode : 0
   const held = storage && !r.dry ? net.createServer().unref() : undefined
   const busy = held && await listen(held, { path: `\0pernosco-${digest(storage!).toString('hex')}` })
   if (busy) fail(`--storage ${storage} is in use by another serve (one at a time)`)
@@ -940,12 +1027,12 @@ async function serve(r: Run): Promise<number> {
   if (noNsenter) fail('serve needs nsenter to reach the server: install util-linux')
   // While the server runs: its PID, the bridge into its network namespace, the proxy in front of the bridge.
   const during: During = async (cname, c) => {
-    const pid = await serverPid(r, c)
+    const target = await serverPid(r, c)
     const socketPath = path.join(path.dirname(c.seccomp), 'bridge.sock') // in our private 0700 directory
-    const argv = bridgeArgv(r.rt, c.rootless, pid, process.execPath, socketPath)
+    const argv = bridgeArgv(r.rt, c.rootless, target, process.execPath, socketPath)
     show(r, argv)
     if (r.dry || r.ended) return () => {}
-    if (!pid) fail('the server container did not start')
+    if (!target[0]) fail('the server container did not start')
     const bridge = r.sys.bridge(argv)
     const token = crypto.randomBytes(32).toString('hex')
     // Rootless, the bridge runs in podman's mount namespace too: its socket must be the one we see.
@@ -953,7 +1040,7 @@ async function serve(r: Run): Promise<number> {
       if (!attempt(() => fs.statSync(socketPath).isSocket())) fail(`the bridge's socket is not visible here`)
     }
     const webrtc = r.o['allow-webrtc-leak']
-    if (webrtc) r.sys.err(chalk.red('pernosco: --allow-webrtc-leak: the UI can reach other hosts by WebRTC'))
+    if (webrtc) r.sys.err('pernosco: --allow-webrtc-leak: the UI can reach other hosts by WebRTC', 'red')
     const started = bridge.ready.then(seen).then(() => startProxy({ socketPath, port, token, name, webrtc }))
     const proxy = await started.catch(e => {
       bridge.close()
@@ -962,7 +1049,7 @@ async function serve(r: Run): Promise<number> {
     // The bridge is the only way in: if it dies, the server is stopped rather than left unreachable.
     void bridge.died.then(() => {
       died = !r.ended && !r.interrupted
-      if (died) r.sys.err(chalk.red('pernosco: the bridge to the server exited; stopping the server'))
+      if (died) r.sys.err('pernosco: the bridge to the server exited; stopping the server', 'red')
       if (died) void r.sys.run(rmArgv(r.rt, cname), true)
     })
     // "ready" once the server answers through the bridge (3000 tries at most; then the URL all the same).
@@ -982,26 +1069,25 @@ async function serve(r: Run): Promise<number> {
     return died ? 1 : code
   } finally {
     // Also when serve fails after the server started (a taken port): what it wrote is cleaned all the same.
-    if (storage && r.started && !r.dry) await sanitize(r, storage, 'the app server')
+    if (storage && r.started && !r.dry) await sanitize(r, storage, 'the app server', mode)
     held?.close() // the kernel also drops the name when this process ends, however it ends
   }
 }
-/** The server's PID on the host once it runs, from `inspect` (0 until then), for the bridge to enter its
- * network namespace; never a process in our own network namespace, where the bridge would reach the host's
+/** The server's PID on the host once it runs, from `inspect` (0 until then), and its network namespace, for
+ * the bridge to enter and check; never our own network namespace, where the bridge would reach the host's
  * port 3000. Polls for 2 minutes at most. */
-async function serverPid(r: Run, c: Ctx): Promise<string> {
+async function serverPid(r: Run, c: Ctx): Promise<string[]> {
   const netns = (pid: string) => attempt(() => fs.readlinkSync(path.join(r.sys.proc, pid, 'ns/net')))
   const ours = netns('self')
   for (let i = 0; i < 1200 && !r.ended; i++) {
     const pid = (await exec(r, pidArgv(r.rt, c.name), true)).out.trim()
-    if (r.dry) return 'PID'
-    const running = /^[1-9]\d*$/.test(pid)
-    const hostNet = running && ours !== undefined && netns(pid) === ours
-    if (hostNet) fail(`the server's PID ${pid} is in our own network namespace: refused`)
-    if (running) return pid
+    if (r.dry) return ['PID', 'NETNS']
+    const ns = /^[1-9]\d*$/.test(pid) ? netns(pid) : undefined
+    if (ns && ns === ours) fail(`the server's PID ${pid} is in our own network namespace: refused`)
+    if (ns) return [pid, ns]
     await sleep(100)
   }
-  return ''
+  return ['', '']
 }
 /** Whether the server answers HTTP through the bridge yet (any status), within a second. */
 const answers = (socketPath: string) => new Promise<boolean>(ok => {
@@ -1056,11 +1142,18 @@ function parse(args: string[]): minimist.ParsedArgs {
   o._.splice(o._.indexOf(commandName(args)), 1)
   return o
 }
-/** --config FILE, else ./pernosco.json if it exists, else schema.json's defaults. */
+/** --config FILE, else ./pernosco.json if it exists, else schema.json's defaults. What relaxes POLICY is
+ * taken only from a file you name, and said in red on every run: a file found where you stand may have come
+ * with a repository you cloned. */
 function loadConfig(sys: Sys, file: string | undefined): Config {
   const f = file ?? path.join(sys.cwd, 'pernosco.json')
   if (file === undefined && !fs.existsSync(f)) return parseConfig('{}', '(defaults)')
-  return parseConfig(attempt(() => fs.readFileSync(f, 'utf8')) ?? fail(`config ${f}: cannot read it`), f)
+  const cfg = parseConfig(attempt(() => fs.readFileSync(f, 'utf8')) ?? fail(`config ${f}: cannot read it`), f)
+  const relaxing = { capAdd: cfg.capAdd.join(), cgroupParent: cfg.cgroupParent, user: cfg.user }
+  const relaxed = Object.entries(relaxing).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join('; ')
+  if (relaxed && file === undefined) fail(`config ${f} relaxes the confinement (${relaxed}): pass --config`)
+  if (relaxed) sys.err(`pernosco: config ${f} WEAKENS the confinement: ${relaxed}`, 'red')
+  return cfg
 }
 /** Parse, configure, dispatch; every UserError ends here as one line and exit 2. */
 export async function main(args: string[], sys: Sys = realSys()): Promise<number> {
@@ -1077,7 +1170,7 @@ export async function main(args: string[], sys: Sys = realSys()): Promise<number
     return await COMMANDS[name].run({ sys, cfg, rt, dry: o['dry-run'], echo: o.x, o, interrupted: false })
   } catch (e) {
     if (!(e instanceof UserError)) throw e
-    sys.err(chalk.red('pernosco: ') + e.message)
+    sys.err('pernosco: ' + e.message, 'red')
     return 2
   }
 }
@@ -1087,7 +1180,8 @@ function crashed(e: unknown) {
     spawnSync(rm[0], rm.slice(1), { stdio: 'ignore', timeout: 30_000 })
     fs.rmSync(dir, { recursive: true, force: true })
   }
-  process.stderr.write(`pernosco: internal error; its containers were removed: ${(e as Error)?.stack ?? e}\n`)
+  const why = String((e as Error)?.stack ?? e).replace(CONTROL, '')
+  process.stderr.write(`pernosco: internal error; its containers were removed: ${why}\n`)
   process.exit(70)
 }
 // Run directly, or through a symlink to this file (SELF is the file's real path).

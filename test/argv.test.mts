@@ -18,11 +18,13 @@ const HEAD = (tmp: string) => ['--name', 'pernosco-builder-0123456789ab', '--rm'
   '--security-opt', 'no-new-privileges', '--security-opt', 'seccomp=/tmp/p/seccomp.json', '--security-opt', 'apparmor=unconfined',
   '--read-only', '--tmpfs', `/tmp:rw,exec,nosuid,nodev,mode=1777,size=4g${tmp}`, '--init', '--hostname', 'pernosco', '--ipc', 'private',
   '--memory', '16g', '--memory-swap', '16g', '--pids-limit', '4096']
-const PODMAN_ROOTFUL = ['podman', 'create', ...HEAD(',U'), '--user', '1000:100', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
-const PODMAN_ROOTLESS = ['podman', 'create', ...HEAD(',U'), '--userns=keep-id', '--http-proxy=false', '--pull', 'never', '--env', 'HOME=/tmp']
+const PODMAN_ROOTFUL = ['podman', 'create', ...HEAD(',U'), '--user', '1000:100', '--http-proxy=false', '--no-hosts', '--pull', 'never', '--env', 'HOME=/tmp']
+const PODMAN_ROOTLESS = ['podman', 'create', ...HEAD(',U'), '--userns=keep-id', '--http-proxy=false', '--no-hosts', '--pull', 'never', '--env', 'HOME=/tmp']
 const DOCKER = ['docker', 'create', ...HEAD(''), '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp']
 const PM = ',bind-nonrecursive,nosuid,nodev', DM = ',bind-nonrecursive=true' // podman's and docker's bind options
-const TAIL = (m: string) => ['--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`, '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', B, 'on-prem', '/trace']
+// The trace, and over its marker GIVEN the same file read-only (issue 27: the builder cannot remove it).
+const GIVEN_M = (t: string, m: string) => ['--mount', `type=bind,src=${t}/pernosco-given-to-builder,dst=/trace/pernosco-given-to-builder${m},readonly`]
+const TAIL = (m: string) => ['--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`, ...GIVEN_M('/home/u/trace', m), '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', B, 'on-prem', '/trace']
 
 test('builder, default config: podman rootful, podman rootless, docker', () => {
   assert.deepEqual(builderArgv(ctx('podman'), '/home/u/trace', [], {}), [...PODMAN_ROOTFUL, ...TAIL(PM)])
@@ -37,6 +39,7 @@ test('builder, literal whole argv for docker with every option and the full conf
     '--read-only', '--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777,size=1g', '--init', '--hostname', 'pernosco', '--ipc', 'private',
     '--memory', '8g', '--memory-swap', '8g', '--cpus', '2.5', '--pids-limit', '512', '--cgroup-parent', 'pernosco.slice',
     '--user', '1000:100', '--pull', 'never', '--env', 'HOME=/tmp', '--mount', 'type=bind,src=/t,dst=/trace,bind-nonrecursive=true',
+    '--mount', 'type=bind,src=/t/pernosco-given-to-builder,dst=/trace/pernosco-given-to-builder,bind-nonrecursive=true,readonly',
     '--env', 'RUST_BACKTRACE=full', '--env', 'RR_LOG=all:debug', '--env', 'RR_LOG_FILE=/trace/rr.log', '--env', 'PERNOSCO_ZSTD_COMPRESSION_LEVEL=22',
     '--entrypoint', 'db_builder', 'reg.example/b@sha256:' + 'a'.repeat(64), '--shards', '8', '--check-trace', 'on-prem', '/trace', '--skip-gdb-add-index'])
 })
@@ -50,7 +53,7 @@ test('builder, each variable alone and its own arguments in place of the default
   ]
   for (const [rt, head, m] of [['podman', PODMAN_ROOTFUL, PM], ['docker', DOCKER, DM]] as const)
     for (const [o, given, env, args] of cases)
-      assert.deepEqual(builderArgv(ctx(rt), '/home/u/trace', given, o), [...head, '--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`,
+      assert.deepEqual(builderArgv(ctx(rt), '/home/u/trace', given, o), [...head, '--mount', `type=bind,src=/home/u/trace,dst=/trace${m}`, ...GIVEN_M('/home/u/trace', m),
         '--env', 'RUST_BACKTRACE=full', ...env, '--entrypoint', 'db_builder', B, ...args], `${rt} ${JSON.stringify(o)}`)
 })
 
@@ -66,7 +69,8 @@ test('record in a container: SYS_PTRACE only, trace dir the only mount, both run
 test('host commands: rr record, start, rm', () => {
   assert.deepEqual(recordArgv(undefined, ['./t', 'a b']), ['rr', 'record', './t', 'a b'])
   assert.deepEqual(recordArgv('/o', ['./t']), ['env', '_RR_TRACE_DIR=/o', 'rr', 'record', './t'])
-  assert.deepEqual(startArgv('podman', 'n'), ['podman', 'start', '--attach', 'n'])
+  // podman adds what mounts.conf lists when a container starts: an empty list instead (issue 27).
+  assert.deepEqual(startArgv('podman', 'n'), ['podman', 'start', '--default-mounts-file', '/dev/null', '--attach', 'n'])
   assert.deepEqual(startArgv('docker', 'n'), ['docker', 'start', '--attach', 'n'])
   assert.deepEqual(rmArgv('podman', 'n'), ['podman', 'rm', '--force', '--time', '0', 'n'])
   assert.deepEqual(rmArgv('docker', 'n'), ['docker', 'rm', '--force', 'n'])
@@ -107,10 +111,15 @@ test('POLICY: one reason per flag, relaxations marked; SECCOMP denies escapes an
   // The whole list: the denied calls; openat2 as ENOSYS (its mode is out of seccomp's sight); then, for
   // S_ISUID and then S_ISGID, each call that sets a mode, refused when that bit is in its mode argument.
   const modeArg = [['chmod', 1], ['fchmod', 1], ['fchmodat', 2], ['fchmodat2', 2], ['creat', 1], ['open', 2], ['openat', 3], ['mknod', 1], ['mknodat', 2]] as const
-  assert.deepEqual(p.syscalls, [{ names: [...SECCOMP_DENIED], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }, { names: ['openat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+  // Issue 27: socket(AF_ALG = 38) and socket(AF_VSOCK = 40), compared on the low 32 bits, fail with EAFNOSUPPORT;
+  // every call that sets or removes an extended attribute (an ACL) fails with EOPNOTSUPP.
+  const family = (af: number) => ({ names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 97, args: [{ index: 0, value: 0xffffffff, valueTwo: af, op: 'SCMP_CMP_MASKED_EQ' }] })
+  const xattr = ['setxattr', 'lsetxattr', 'fsetxattr', 'setxattrat', 'removexattr', 'lremovexattr', 'fremovexattr', 'removexattrat']
+  assert.deepEqual(p.syscalls, [{ names: [...SECCOMP_DENIED], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }, family(38), family(40), { names: xattr, action: 'SCMP_ACT_ERRNO', errnoRet: 95 },
+    { names: ['openat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
     ...[2048, 1024].flatMap(bit => modeArg.map(([name, index]) => ({ names: [name], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index, value: bit, valueTwo: bit, op: 'SCMP_CMP_MASKED_EQ' }] })))])
   for (const s of ['open_by_handle_at', 'kexec_load', 'init_module', 'finit_module', 'delete_module', 'bpf', 'keyctl', 'add_key', 'request_key',
-    'swapon', 'swapoff', 'reboot', 'settimeofday', 'clock_settime', 'acct', 'iopl', 'ioperm']) assert.ok(SECCOMP_DENIED.includes(s), s)
+    'swapon', 'swapoff', 'reboot', 'settimeofday', 'clock_settime', 'acct', 'iopl', 'ioperm', 'socketcall']) assert.ok(SECCOMP_DENIED.includes(s), s)
   for (const s of ['ptrace', 'mount', 'unshare', 'userfaultfd', 'perf_event_open', 'clone', 'pivot_root']) assert.ok(!SECCOMP_DENIED.includes(s), s)
 })
 
@@ -135,9 +144,11 @@ test('server, every option: storage read-write, sources read-only under /sources
 })
 
 test('the bridge: plain node in the server\'s network namespace only; rootless podman through its user namespace', () => {
-  assert.deepEqual(bridgeArgv('podman', true, '42', '/usr/bin/node', '/tmp/pernosco-x/bridge.sock'), ['podman', 'unshare', 'nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE, '/tmp/pernosco-x/bridge.sock'])
-  assert.deepEqual(bridgeArgv('podman', false, '42', '/usr/bin/node', '/tmp/pernosco-x/bridge.sock'), ['nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE, '/tmp/pernosco-x/bridge.sock'])
-  assert.deepEqual(bridgeArgv('docker', true, '42', '/usr/bin/node', '/tmp/pernosco-x/bridge.sock'), ['nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE, '/tmp/pernosco-x/bridge.sock'])
+  // The namespace serve checked goes along: the bridge exits unless it is in it (a reused PID, issue 27).
+  const at = ['42', 'net:[4026532999]']
+  assert.deepEqual(bridgeArgv('podman', true, at, '/usr/bin/node', '/tmp/pernosco-x/bridge.sock'), ['podman', 'unshare', 'nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE, 'net:[4026532999]', '/tmp/pernosco-x/bridge.sock'])
+  assert.deepEqual(bridgeArgv('podman', false, at, '/usr/bin/node', '/tmp/pernosco-x/bridge.sock'), ['nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE, 'net:[4026532999]', '/tmp/pernosco-x/bridge.sock'])
+  assert.deepEqual(bridgeArgv('docker', true, at, '/usr/bin/node', '/tmp/pernosco-x/bridge.sock'), ['nsenter', '--target', '42', '--net', '/usr/bin/node', '-e', BRIDGE, 'net:[4026532999]', '/tmp/pernosco-x/bridge.sock'])
   assert.deepEqual(pidArgv('docker', 'n'), ['docker', 'inspect', '--format', '{{.State.Pid}}', 'n'])
   assert.match(BRIDGE, /net\.connect\(3000, '127\.0\.0\.1'\)/)
   assert.match(BRIDGE, /\.listen\(process\.argv\.at\(-1\)/, 'listens on the socket path it is given, nothing else')
@@ -169,13 +180,18 @@ test('README auditor anchors: each lands on its banner, comment or definition, a
   }
 })
 
-test('the clean-up after a container: one find command, its whole argv; owners once each', () => {
-  assert.deepEqual(cleanArgv('/home/u/trace', [1000, 1000, 0]), ['env', 'LC_ALL=C', 'find', '-P', '/home/u/trace',
+test('the clean-up after a container: one find command, its whole argv; owners once each; no group/other bit the directory lacked', () => {
+  const whole = (perm: string, close: string) => ['env', 'LC_ALL=C', 'find', '-P', '/home/u/trace',
     '(', '!', '-uid', '1000', '!', '-uid', '0', '-o', '!', '-type', 'f', '!', '-type', 'd', '!', '-type', 'l',
     '-o', '-lname', '/*', '-o', '-lname', '..', '-o', '-lname', '../*', '-o', '-lname', '*/..', '-o', '-lname', '*/../*', ')',
     '-prune', '-printf', 'removed %P (type %y, uid %U)\\n', '-exec', 'rm', '-rf', '--', '{}', '+',
-    '-o', '-type', 'd', '(', '!', '-perm', '-700', '-o', '-perm', '/6022', ')', '-exec', 'chmod', '-c', 'u+rwx,go-w,ug-s', '--', '{}', ';',
-    '-o', '-type', 'f', '-perm', '/6022', '-exec', 'chmod', '-c', 'go-w,ug-s', '--', '{}', '+'])
+    '-o', '-type', 'd', '(', '!', '-perm', '-700', '-o', '-perm', perm, ')', '-exec', 'chmod', '-c', `u+rwx,${close}`, '--', '{}', ';',
+    '-o', '-type', 'f', '-perm', perm, '-exec', 'chmod', '-c', close, '--', '{}', '+']
+  // Issue 27: a 0700 trace keeps nothing for group or other; a 0755 one only their read and search; a 0750 one group's.
+  assert.deepEqual(cleanArgv('/home/u/trace', [1000, 1000, 0], 0o40700), whole('/6077', 'ug-s,g-rwx,o-rwx'))
+  assert.deepEqual(cleanArgv('/home/u/trace', [1000, 1000, 0], 0o40755), whole('/6022', 'ug-s,g-w,o-w'))
+  assert.deepEqual(cleanArgv('/home/u/trace', [1000, 1000, 0], 0o40750), whole('/6027', 'ug-s,g-w,o-rwx'))
+  assert.deepEqual(cleanArgv('/home/u/trace', [1000, 1000, 0], 0o40777), whole('/6022', 'ug-s,g-w,o-w'), 'write for others never stays')
 })
 
 /** The sections of pernosco.mts as README's size paragraph names them, each from its first line. */

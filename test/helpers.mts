@@ -84,6 +84,9 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
     run: async argv => {
       calls.push([...argv])
       const res = await (opts.answer?.(argv) ?? honest(argv))
+      // A running server's PID has a network namespace of its own (serve checks it, and the bridge re-checks it).
+      const pid = argv.includes('{{.State.Pid}}') && /^[1-9]\d*$/.test(res.out.trim()) ? res.out.trim() : undefined
+      if (pid && !fs.existsSync(path.join(proc, pid))) { fs.mkdirSync(path.join(proc, pid, 'ns'), { recursive: true }); fs.symlinkSync(`net:[${pid}]`, path.join(proc, pid, 'ns/net')) }
       const warning = opts.warn?.(argv) // what the runtime prints on stderr with this answer
       return warning === undefined ? res : { ...res, err: warning }
     },

@@ -58,6 +58,7 @@ test('the Job and its NetworkPolicy say what POLICY says, field by field, and no
       assert.deepEqual([pod.securityContext.runAsNonRoot, pod.securityContext.runAsUser, pod.securityContext.runAsGroup], [true, 1000, 1000])
     },
     '--http-proxy=false': () => assert.deepEqual(box.env.map((e: Obj) => e.name), ['HOME', 'RUST_BACKTRACE'], 'no proxy variables: only these'),
+    '--no-hosts': () => assert.equal(pod.hostAliases, undefined, 'kubelet writes the pod\'s own /etc/hosts, never the node\'s entries'),
     '--pull': () => assert.equal(box.imagePullPolicy, undefined, 'the cluster pulls; pin the image by digest (README)'),
     '--env': () => assert.deepEqual(box.env.map((e: Obj) => `${e.name}=${e.value}`), vals(argv, '--env'), 'POLICY\'s and builderArgv\'s, no more'),
   }
@@ -70,9 +71,11 @@ test('the Job and its NetworkPolicy say what POLICY says, field by field, and no
   // The builder's own: its image, entry point, arguments, and the trace as the only data volume.
   assert.equal(box.image, cfg.images.builder)
   assert.deepEqual([...box.command, ...box.args], argv.slice(argv.indexOf('--entrypoint') + 1).filter(a => a !== cfg.images.builder))
-  assert.deepEqual(box.volumeMounts, [{ name: 'trace', mountPath: '/trace' }, { name: 'tmp', mountPath: '/tmp' }])
+  assert.deepEqual(box.volumeMounts, [{ name: 'trace', mountPath: '/trace' },
+    { name: 'trace', mountPath: '/trace/pernosco-given-to-builder', subPath: 'pernosco-given-to-builder', readOnly: true }, { name: 'tmp', mountPath: '/tmp' }])
   assert.deepEqual(pod.volumes.map((v: Obj) => v.name), ['trace', 'tmp'])
-  assert.deepEqual(vals(argv, '--mount').map(m => /dst=([^,]+)/.exec(m)![1]), ['/trace'])
+  assert.deepEqual(vals(argv, '--mount').map(m => /dst=([^,]+)/.exec(m)![1]), ['/trace', '/trace/pernosco-given-to-builder'])
+  assert.ok(vals(argv, '--mount')[1].endsWith(',readonly'), 'the marker read-only, as in the manifest')
   // What has no counterpart on one machine: no token, no service links, one container, no host namespaces.
   assert.equal(pod.automountServiceAccountToken, false)
   assert.equal(pod.enableServiceLinks, false)
