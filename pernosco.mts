@@ -116,9 +116,10 @@ const XATTR = ['setxattr', 'lsetxattr', 'fsetxattr', 'setxattrat', 'removexattr'
   'fremovexattr', 'removexattrat']
 // socket(2) for AF_ALG (38: the kernel's crypto API, CVE-2026-31431 writes the page cache through it, so a
 // read-only mount is not) and AF_VSOCK (40: not network-namespaced, it reaches the hypervisor past
-// --network none), as moby #44562 and #52494 do, here as denials of each value. The kernel reads the
-// family as an int: the mask compares its low 32 bits, so upper bits set in the register change nothing.
-const family = (af: number) => ({ names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 97,
+// --network none), as moby #44562 and #52494 do, here as denials of each value (EPERM, like the rest: told
+// apart from a kernel without the family). The kernel reads the family as an int: the mask compares its low
+// 32 bits, so upper bits set in the register change nothing.
+const family = (af: number) => ({ names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 1,
   args: [{ index: 0, value: 0xffffffff, valueTwo: af, op: 'SCMP_CMP_MASKED_EQ' }] })
 // No setuid or setgid file, ever, not even while the container runs: the trace and the storage are host
 // paths other local users may reach. Each call that sets a mode fails (EPERM) when the mode has S_ISUID

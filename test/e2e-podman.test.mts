@@ -46,6 +46,7 @@ test('build: rr pack, host-side packaging, then the confined builder writes into
 
 test('build --copy-sources with a stand-in rr sources: debug info and sources land in the trace, the confined builder reads them, serve offers them (issue 18)', { skip }, () => {
   const t = trace(), host = tmpdir(), json = path.join(host, 'sources.json')
+  fs.chmodSync(host, 0o755) // as root the copies are read as the containers' user (issue 27): what it may read
   fs.mkdirSync(path.join(host, 'src'))
   fs.writeFileSync(path.join(host, 'src/a.c'), 'int a;\n')
   fs.writeFileSync(path.join(host, 'lib.debug'), Buffer.from('\x7fELF stand-in debug info', 'latin1'))
@@ -104,7 +105,8 @@ test('a missing image is a clear error from the runtime, and nothing is left', {
   assert.deepEqual(pernoscoContainers(), [])
 })
 
-for (const sig of ['SIGTERM', 'SIGINT'] as const)
+// SIGQUIT (Ctrl-\\), SIGHUP (a closed terminal) and SIGUSR1 too: every signal that would end us (issue 27).
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1'] as const)
   test(`${sig} while the builder runs: container stopped and removed, temp files deleted, exit 130`, { skip, timeout: 60_000 }, async () => {
     const t = trace(), before = ourTmpDirs()
     fs.writeFileSync(path.join(t, 'mode'), 'sleep')
@@ -159,7 +161,9 @@ test('serve with real podman: proxy answers, storage persists across serves, SIG
 test('a containers.conf that injects a mount and a variable: refused before start, container removed', { skip }, () => {
   const conf = path.join(tmpdir(), 'containers.conf'), t = trace()
   fs.writeFileSync(conf, '[containers]\ndefault_ulimits = []\nenv = ["INJECTED=1"]\nvolumes = ["/etc:/hostetc:ro"]\n[engine]\nruntime = "runc"\n')
-  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'only-build', t], { env: { ...podmanEnv(), CONTAINERS_CONF: conf }, encoding: 'utf8' })
+  // issue 27: the builder's own arguments (after --) naming the same mount do not make it look asked for
+  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'only-build', t, '--', '--mount', 'type=bind,src=/etc,dst=/hostetc,readonly'],
+    { env: { ...podmanEnv(), CONTAINERS_CONF: conf }, encoding: 'utf8' })
   assert.equal(p.status, 2, p.stderr)
   assert.match(p.stderr, /is not what pernosco\.mts asked for, so it was removed unstarted: mounts .*\/etc:\/hostetc:ro.*; environment INJECTED\. Check containers\.conf/)
   assert.ok(!fs.existsSync(path.join(t, 'builder.txt')), 'the builder never ran')
@@ -243,4 +247,35 @@ test('serve: the last line of defence: an uncaught error still removes the conta
   assert.match(s.err(), /pernosco: internal error; its containers were removed: Error: injected by throw-when-ready/)
   assert.deepEqual(pernoscoContainers(), [])
   assert.deepEqual(fs.readdirSync(tmp).filter(d => d.startsWith('pernosco-')), [], 'nor its private dir')
+})
+
+test('issue 27: the builder can neither remove nor change the marker; package-build then refuses the trace; the trace comes back no more open than it was', { skip }, () => {
+  const t = trace()
+  fs.chmodSync(t, 0o700)
+  fs.writeFileSync(path.join(t, 'mode'), 'marker'); handTo(t)
+  const p = wrapper(['only-build', t])
+  assert.equal(p.status, 0, p.stderr)
+  const seen = fs.readFileSync(path.join(t, 'marker.txt'), 'utf8')
+  assert.match(seen, /rm: can't remove '\/trace\/pernosco-given-to-builder': (Resource busy|Read-only file system)/)
+  assert.match(seen, /can't create \/trace\/pernosco-given-to-builder: Read-only file system/)
+  assert.equal(fs.readFileSync(path.join(t, 'pernosco-given-to-builder'), 'utf8'), '', 'there, and empty')
+  const mode = (f: string) => fs.statSync(path.join(t, f)).mode & 0o7777
+  assert.deepEqual([mode(''), mode('open')], [0o700, 0o600], 'the builder\'s chmod 0777 /trace and 0666 file undone')
+  const again = wrapper(['package-build', t])
+  assert.equal(again.status, 2)
+  assert.match(again.stderr, /was given to the db builder, which may have rewritten what `rr sources` reads/)
+  // control: the same builder without the read-only mount over the marker removes it
+  const c = trace()
+  fs.writeFileSync(path.join(c, 'mode'), 'marker'); fs.writeFileSync(path.join(c, 'pernosco-given-to-builder'), ''); handTo(c)
+  podman('run', '--rm', '--user', `${RUN_AS.uid}:${RUN_AS.gid}`, '--network', 'none', '--mount', `type=bind,src=${c},dst=/trace`, '--entrypoint', 'db_builder', BUILDER_IMAGE)
+  assert.ok(!fs.existsSync(path.join(c, 'pernosco-given-to-builder')), 'control: removed')
+})
+
+test('issue 27: a config you name may add a capability podman grants by default (CHOWN): VERIFY reads the bounding set, and the run says it WEAKENS', { skip }, () => {
+  const c = path.join(tmpdir(), 'chown.json'), t = trace()
+  fs.writeFileSync(c, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfg, 'utf8')), capAdd: ['CHOWN'] }))
+  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', c, 'only-build', t], { env: podmanEnv(), encoding: 'utf8', timeout: 120_000 })
+  assert.equal(p.status, 0, p.stderr)
+  assert.match(p.stderr, new RegExp(`pernosco: config ${c} WEAKENS the confinement: capAdd CHOWN`))
+  assert.match(fs.readFileSync(path.join(t, 'builder.txt'), 'utf8'), /^CapBnd:\s+0+1$/m, 'CHOWN alone')
 })

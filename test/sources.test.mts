@@ -150,3 +150,62 @@ test('rr sources failing (rr < 5.6) or listing an unknown type: one clear line, 
   assert.deepEqual(f.err, ['pernosco: rr sources: unknown debug info type "gnu-zdebug"'])
   assert.deepEqual(fs.readdirSync(t), ['version'])
 })
+
+// Issue 27, finding 2: rr reads these paths and ids from the traced binaries, so whoever built them chose them.
+test('issue 27: ids that are not hex or decimal never name a file: a build-id `../../../../tmp/x`, a DWO id that is not a 64-bit number', async () => {
+  for (const [entry, msg] of [
+    [{ external_debug_info: [{ path: '/etc/hostname', build_id: '../../../../tmp/x', type: 'debuglink' }] }, /rr sources: bad build-id \.\.\/\.\.\/\.\.\/\.\.\/tmp\/x/],
+    [{ external_debug_info: [{ path: '/etc/hostname', build_id: 'AB', type: 'debuglink' }] }, /bad build-id AB/],
+    [{ dwos: [{ name: 'a.dwo', full_path: '/etc/hostname', build_id: 'aa', id: '../x' }] }, /bad DWO id \.\.\/x/],
+    [{ dwos: [{ name: 'a.dwo', full_path: '/etc/hostname', build_id: 'aa', id: -1 }] }, /bad DWO id -1/],
+  ] as const) {
+    const t = traceDir(), outside = tmpdir()
+    const f = fakeSys({ answer: a => (a[1] === 'sources' ? { code: 0, out: JSON.stringify(entry) } : undefined) })
+    assert.equal(await main(['package-build', t], f.sys), 2, JSON.stringify(entry))
+    assert.match(f.err.join('\n'), msg)
+    assert.deepEqual(fs.readdirSync(outside), [])
+    assert.ok(!fs.existsSync(path.join(t, 'debug')), 'nothing copied')
+  }
+  // 2^64 itself is one past the largest id
+  assert.throws(() => debugCopies(JSON.stringify({ dwos: [{ name: 'a', full_path: '/x', build_id: 'aa' }] }).replace('}]', ',"id":18446744073709551616}]'), []), /bad DWO id 18446744073709551616/)
+})
+
+test('issue 27: as root, package-build copies only what the containers\' user may read (cat runs as that user, no supplementary group), never root\'s files', { skip: process.getuid!() !== 0 && 'needs root' }, async () => {
+  const t = traceDir(), d = tmpdir()
+  spawnSync('chown', ['-R', '1000:1000', t]); fs.chmodSync(d, 0o755)
+  fs.writeFileSync(path.join(d, 'shadow'), 'root:secret\n', { mode: 0o600 }) // root's, like /etc/shadow
+  fs.writeFileSync(path.join(d, 'group-only'), 'disk group\n', { mode: 0o640 }); fs.chownSync(path.join(d, 'group-only'), 0, 6) // group disk
+  fs.writeFileSync(path.join(d, 'public.dwo'), 'dwo\n', { mode: 0o644 })
+  const f = fakeSys({ uid: 0, answer: a => (a[1] === 'sources' ? { code: 0, out: JSON.stringify({ dwos: [
+    { name: 'shadow', comp_dir: d, build_id: 'aa', id: 1 }, { name: 'group-only', comp_dir: d, build_id: 'aa', id: 2 }, { name: 'public.dwo', comp_dir: d, build_id: 'aa', id: 3 }] }) } : undefined) })
+  assert.equal(await main(['package-build', t], f.sys), 0)
+  assert.equal(fs.readFileSync(path.join(t, 'debug/.dwo/0000000000000003.dwo'), 'utf8'), 'dwo\n')
+  assert.deepEqual(fs.readdirSync(path.join(t, 'debug/.dwo')), ['0000000000000003.dwo'], 'root\'s and group disk\'s files are not copied, and no temp file is left')
+  assert.deepEqual(f.err.map(l => l.replace(/: cat: .*/, '')), [`pernosco: ${d}/shadow: not copied`, `pernosco: ${d}/group-only: not copied`])
+  assert.match(f.err[0], /Permission denied/)
+  const st = fs.statSync(path.join(t, 'debug/.dwo/0000000000000003.dwo'))
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1000, 1000, 0o444])
+  // As root with no user to run as (no sudo, no config "user"), nothing is packaged at all.
+  const g = fakeSys({ uid: 0, sudo: false })
+  assert.equal(await main(['package-build', traceDir()], g.sys), 2)
+  assert.match(g.err[0], /as root, the containers still never run as root/)
+  assert.deepEqual(g.calls, [], 'refused before rr pack')
+})
+
+test('issue 27: package-build refuses a trace the db builder was given (it may have rewritten the binaries rr sources reads); --skip-rr, which reads none, still packages', async () => {
+  const t = traceDir()
+  fs.writeFileSync(path.join(t, 'pernosco-given-to-builder'), '')
+  const f = fakeSys()
+  assert.equal(await main(['package-build', t], f.sys), 2)
+  assert.deepEqual(f.err, [`pernosco: ${t} was given to the db builder, which may have rewritten what \`rr sources\` reads: package a new recording, or rebuild this one with \`only-build\``])
+  assert.deepEqual(f.calls, [], 'not even rr pack')
+  const b = fakeSys()
+  assert.equal(await main(['build', t], b.sys), 2, 'nor does build')
+  const s = fakeSys()
+  assert.equal(await main(['package-build', t, '--skip-rr'], s.sys), 0)
+  assert.ok(fs.existsSync(path.join(t, 'sources.fallback')))
+  // control: without the marker, package-build runs rr pack and rr sources
+  const c = fakeSys(), u = traceDir()
+  assert.equal(await main(['package-build', u], c.sys), 0)
+  assert.deepEqual(c.calls.map(a => a.slice(0, 2)), [['rr', 'pack'], ['rr', 'sources']])
+})

@@ -1,6 +1,9 @@
 /* Network probes for the hostile stand-in images (built static by the test, run inside the
  * container): each spec "name:kind:host[:port]" sends "TOKEN-name" once and prints what happened.
- * Whether anything arrived is decided by the test's canaries, never by this program. */
+ * Whether anything arrived is decided by the test's canaries, never by this program.
+ * Two kinds judge themselves (issue 27), printing "name LEAK", "name blocked" (EPERM: our seccomp rule) or
+ * "name absent errno N" (the kernel's own answer): "family" creates a socket of family HOST (a number; upper
+ * bits may be set, as the raw syscall takes them), "acl" sets an ACL entry on file HOST granting uid 4242. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static int connect2(int fd, struct sockaddr *sa, socklen_t len) {
@@ -41,6 +46,26 @@ int main(int argc, char **argv) {
     snprintf(msg, sizeof msg, "%s-%s\n", argv[1], name);
     int ok = -1, fd = -1;
     errno = 0;
+    if (!strcmp(kind, "family") || !strcmp(kind, "acl")) {
+      long r;
+      if (kind[0] == 'f') {
+        unsigned long af = strtoul(host, NULL, 0);
+        r = syscall(SYS_socket, af, (af & 0xffffffff) == 38 ? SOCK_SEQPACKET : SOCK_STREAM, 0);
+      } else { /* POSIX ACL xattr v2: user::rw-, user:4242:r--, group::r--, mask::r--, other::--- */
+        struct { unsigned tag_perm, id; } acl[5] = {{0x00060001, -1}, {0x00040002, 4242}, {0x00040004, -1}, {0x00040010, -1}, {0x00000020, -1}};
+        unsigned char blob[4 + sizeof acl];
+        unsigned version = 2;
+        memcpy(blob, &version, 4);
+        memcpy(blob + 4, acl, sizeof acl);
+        r = setxattr(host, "system.posix_acl_access", blob, sizeof blob, 0);
+      }
+      if (r >= 0) printf("%s LEAK\n", name);
+      else if (errno == EPERM || (kind[0] == 'a' && errno == EOPNOTSUPP)) printf("%s blocked\n", name);
+      else printf("%s absent errno %d\n", name, errno);
+      fflush(stdout);
+      if (r > 0 && kind[0] == 'f') close(r);
+      continue;
+    }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port ? atoi(port) : 0)};
     inet_pton(AF_INET, host, &a.sin_addr);
     if (!strcmp(kind, "tcp") || !strcmp(kind, "udp")) {

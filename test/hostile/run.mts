@@ -12,7 +12,7 @@ import crypto from 'node:crypto'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { parseAllDocuments } from 'yaml'
 import { ROOT, getServed, readmeManifest } from '../helpers.mts'
-import { BUILT, SECCOMP } from '../../pernosco.mts'
+import { BUILT, GIVEN, SECCOMP } from '../../pernosco.mts'
 
 const sh = (cmd: string, ...args: string[]) => {
   const p = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 })
@@ -33,6 +33,17 @@ const rows: { runtime: string; command: string; probe: string; channel: string; 
 sh('mount', '--make-rprivate', '/')
 fs.writeFileSync(path.join(base, 'resolv.conf'), 'nameserver 10.200.0.2\n')
 sh('mount', '--bind', path.join(base, 'resolv.conf'), '/etc/resolv.conf')
+// What the runtime's own configuration adds (issue 27): an /etc/hosts entry podman would copy in, and a
+// mounts.conf (rootful: /etc/containers, here in our mount namespace only; rootless: the user's, in setup)
+// naming a host directory with a secret in it. The probes' secret-file grep looks through /run.
+fs.writeFileSync(path.join(base, 'hosts'), fs.readFileSync('/etc/hosts', 'utf8') + '10.200.0.9 pmts-host-entry\n')
+sh('mount', '--bind', path.join(base, 'hosts'), '/etc/hosts')
+const mountsSecret = path.join(base, 'mounts-secret'), mountsConf = `${mountsSecret}:/run/pmts-mounts\n`
+fs.mkdirSync(mountsSecret); fs.writeFileSync(path.join(mountsSecret, 'secret.txt'), 'T-secret-file\n'); fs.chmodSync(mountsSecret, 0o755)
+fs.cpSync('/etc/containers', path.join(base, 'etc-containers'), { recursive: true })
+sh('mount', '-t', 'tmpfs', 'pmts-etc-containers', '/etc/containers')
+fs.cpSync(path.join(base, 'etc-containers'), '/etc/containers', { recursive: true })
+fs.writeFileSync('/etc/containers/mounts.conf', mountsConf)
 sh('ip', 'link', 'set', 'lo', 'up')
 fs.mkdirSync('/run/netns', { recursive: true }); sh('mount', '-t', 'tmpfs', 'pmts-netns', '/run/netns') // named namespaces stay in our mount namespace
 sh('ip', 'netns', 'add', 'pmts-outside')
@@ -80,12 +91,18 @@ const tar = path.join(base, 'rootfs.tar')
 sh('tar', '-C', root, '-cf', tar, '.'); fs.chmodSync(tar, 0o644)
 const IMAGE = 'localhost/pernosco-hostile:1'
 step('image rootfs ready')
+// The kernel's own answer for each socket family, outside any container: what the control must match (issue 27).
+for (const l of sh(path.join(root, 'probe'), 'T', 'af-alg:family:38', 'af-vsock:family:40').trim().split('\n')) {
+  const [probe, ...result] = l.split(' ')
+  rows.push({ runtime: 'host', command: 'control', probe, channel: 'kernel', result: result.join(' ') })
+}
 
 // ---- the runtimes ----
 const conf = path.join(base, 'containers.conf')
 fs.writeFileSync(conf, '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n'); fs.chmodSync(conf, 0o644)
 const U = 'pmtsu'
 let rootless: string[] | undefined // the test user's podman, for clean-up
+let userMountsConf: string | undefined // the test user's mounts.conf, for clean-up
 interface RT { name: string; rt: 'podman' | 'docker'; env: NodeJS.ProcessEnv; wrap: string[]; owner: number; cli: string[]; user?: string }
 // Rootful runs (the wrapper as root): the containers run as nobody, never root; podman is told so by the
 // config's "user", docker by sudo's variables. The directories they write are nobody's.
@@ -115,6 +132,9 @@ async function setup(name: string): Promise<RT> {
   const tmp = path.join(base, 'tmp') // its TMPDIR, so tsx's cache and its temp files go with base
   fs.mkdirSync(tmp, { mode: 0o700 }); fs.chownSync(tmp, uid, uid)
   const e = { ...env, HOME: `/home/${U}`, XDG_RUNTIME_DIR: run, TMPDIR: tmp }
+  const userMounts = `/home/${U}/.config/containers/mounts.conf` // removed in the finally below
+  sh('setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--init-groups', '--', 'sh', '-c', 'mkdir -p "$(dirname "$0")" && printf %s "$1" > "$0"', userMounts, mountsConf)
+  userMountsConf = userMounts
   // setpriv execs (runuser would stay in between and turn our SIGTERM into its own)
   const as = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--init-groups', '--', 'env', '-C', copy, ...Object.entries(e).map(([k, v]) => `${k}=${v}`)]
   sh(as[0], ...as.slice(1), 'podman', 'import', '--change', 'ENV PATH=/usr/local/bin:/bin', '--change', 'ENTRYPOINT ["/usr/local/bin/app_server"]', tar, IMAGE)
@@ -160,6 +180,8 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control' | 'kube') {
     // (the setuid trap is never set: our seccomp refuses the chmod, see the setid-* rows)
     row('wrapper reported the traps', 'trace', /removed sources\.fallback \(type l, uid \d+\)/.test(err) ? 'yes' : `NO: ${err.slice(0, 200)}`)
     const again = spawnSync(r.wrap[0], [...r.wrap.slice(1), '--config', cfg, 'package-build', trace, '--skip-rr'], { env: r.env, encoding: 'utf8' })
+    const pack = spawnSync(r.wrap[0], [...r.wrap.slice(1), '--config', cfg, 'package-build', trace], { env: r.env, encoding: 'utf8' })
+    row('package-build after the builder (issue 27)', 'trace', pack.status === 2 && /was given to the db builder/.test(pack.stderr) ? 'refused' : `LEAK: ${pack.status} ${pack.stderr}`)
     row('next package-build', 'trace', again.status === 0 && l('sources.fallback')?.isFile() && fs.readdirSync(outside).length === 0 ? 'writes stay in the trace' : `LEAK: ${again.stderr}`)
   } else if (command === 'serve') {
     const p = wrap(['serve', trace, '--storage', storage, '--sources', `/src=${sources}`])
@@ -182,16 +204,23 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control' | 'kube') {
     // --network none for the NetworkPolicy, the hostile image, the trace as a host path, this suite's limits.
     const job = parseAllDocuments(readmeManifest())[0].toJS(), spec = job.spec.template.spec, box = spec.containers[0]
     const name = `pernosco-kube-${token.toLowerCase()}`
+    fs.writeFileSync(path.join(trace, GIVEN), ''); fs.chownSync(path.join(trace, GIVEN), r.owner, r.owner) // README: made before the first Job
     Object.assign(spec.securityContext, { runAsUser: r.owner, runAsGroup: r.owner })
     Object.assign(box, { image: IMAGE, resources: { limits: { memory: '256Mi' } } })
     spec.volumes = [{ name: 'trace', hostPath: { path: trace, type: 'Directory' } }, { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } }]
+    // podman 4.3 ignores subPath on a hostPath volume (it mounts the whole trace over the marker: measured); a
+    // kubelet honours it. Here the marker is a hostPath File volume of its own, still read-only.
+    const given = box.volumeMounts.find((m: { subPath?: string }) => m.subPath === GIVEN)
+    Object.assign(given, { name: 'given', subPath: undefined })
+    spec.volumes.push({ name: 'given', hostPath: { path: path.join(trace, GIVEN), type: 'File' } })
     const profiles = dir(0), yaml = path.join(dir(0), 'pod.yaml')
     fs.writeFileSync(path.join(profiles, 'pernosco.json'), SECCOMP)
     // podman 4.3 ignores securityContext.seccompProfile (measured: a chmod 4755 then succeeds) and reads the
     // profile only from the annotation that Kubernetes >= 1.27 no longer reads: the same profile, said both ways.
     const annotations = { 'seccomp.security.alpha.kubernetes.io/pod': 'localhost/pernosco.json' }
     fs.writeFileSync(yaml, JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: job.spec.template.metadata.labels, annotations }, spec }))
-    const play = spawnSync(r.cli[0], [...r.cli.slice(1), 'kube', 'play', '--network', 'none', '--seccomp-profile-root', profiles, yaml], { env: r.env, encoding: 'utf8', timeout: 120_000 })
+    // (a kubelet has no mounts.conf to add and writes the pod's own /etc/hosts: podman is told the same)
+    const play = spawnSync(r.cli[0], [...r.cli.slice(1), '--default-mounts-file', '/dev/null', 'kube', 'play', '--no-hosts', '--network', 'none', '--seccomp-profile-root', profiles, yaml], { env: r.env, encoding: 'utf8', timeout: 120_000 })
     row('kube play', 'process', play.status === 0 ? 'played' : `NO: ${play.stderr.slice(0, 300)}`)
     const wait = spawnSync(r.cli[0], [...r.cli.slice(1), 'wait', `${name}-db-builder`], { env: r.env, encoding: 'utf8', timeout: 120_000 })
     row('builder exit', 'process', `exit ${wait.stdout.trim() || wait.stderr.trim()}`)
@@ -240,6 +269,7 @@ try {
   await sleep(500) // dockerd stops; its data-root is under base
   spawnSync('podman', ['rmi', '--force', '--ignore', IMAGE], { env: { ...process.env, CONTAINERS_CONF: conf } })
   if (rootless) spawnSync(rootless[0], [...rootless.slice(1), 'rmi', '--force', '--ignore', IMAGE])
+  if (userMountsConf) fs.rmSync(userMountsConf, { force: true })
   spawnSync('rm', ['-rf', base])
   console.log(JSON.stringify(rows))
 }
