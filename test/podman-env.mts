@@ -12,7 +12,10 @@ const ROOT_USER = process.getuid!() === 0
 export const RUN_AS = ROOT_USER ? { uid: 65534, gid: 65534 } : { uid: process.getuid!(), gid: process.getgid!() }
 export const USER = ROOT_USER ? { user: `${RUN_AS.uid}:${RUN_AS.gid}` } : {}
 export function handTo<T extends string>(d: T): T {
-  if (ROOT_USER) spawnSync('chown', ['-R', `${RUN_AS.uid}:${RUN_AS.gid}`, d])
+  if (!ROOT_USER) return d
+  spawnSync('chown', ['-R', `${RUN_AS.uid}:${RUN_AS.gid}`, d])
+  // the clean-up after a container runs as that user too (issue 27): it must reach the directory
+  if (path.basename(path.dirname(d)).startsWith('pmts-')) fs.chmodSync(path.dirname(d), 0o711)
   return d
 }
 export const BUILDER_IMAGE = 'localhost/pernosco-test-builder:1'
