@@ -7,12 +7,14 @@
 // it), the container runtime (podman or docker) and the kernel. NOT trusted: the images, everything
 // they write into the trace directory, and every byte the app server sends.
 // Guarantees, given that trust (each is tested, see test/):
-//  - the builder sees only the trace dir (read-write); the server sees the trace and the sources
-//    read-only and its storage dir read-write; nothing else of the host;
-//  - neither container has any network (`--network none`): no DNS, no gateway, no host port;
+//  - the builder sees only the trace dir (read-write; never one with a hard link to a file outside); the
+//    server sees the trace and the sources read-only and its storage dir read-write; nothing else of the
+//    host, nor what the runtime's own configuration would add (VERIFY, mounts.conf, /etc/hosts);
+//  - neither container has any network (`--network none`): no DNS, no gateway, no host port, no vsock;
 //  - no capabilities, no-new-privileges, a seccomp denylist, read-only root, pids/memory/cpu limits,
 //    your own uid and never the host's root, no setuid or setgid file, a minimal environment;
 //  - host-side writes into the trace never follow a symlink the builder may have planted, nor resolve one;
+//    as root, what touches a directory a container wrote, or reads what a trace names, runs as its user;
 //  - the browser reaches the server only through our proxy on loopback (IPv4 and IPv6), which forces a
 //    same-origin CSP and no-store on every response, node's own included, under a name of its own per serve;
 //  - what the containers print reaches the terminal as tagged data, never as control sequences.
@@ -454,7 +456,7 @@ function runAs(r: Run): [number, number] {
   const spec = r.cfg.user ?? (/^[1-9]\d*:[1-9]\d*$/.test(sudo) ? sudo : undefined)
   if (spec) return spec.split(':').map(Number) as [number, number]
   return fail('as root, the containers still never run as root: run as yourself (rootless podman), with sudo '
-    + '(they run as SUDO_UID), or set "user": "UID:GID" in pernosco.json')
+    + '(they run as SUDO_UID), or set "user": "UID:GID" in a --config file')
 }
 /** The containers that exist now and their private directories, so that even a crash removes them (see the
  * end of the file). */
@@ -835,26 +837,29 @@ export async function startProxy(o: ProxyOpts) {
     if (req.headers['sec-fetch-dest'] === 'document') {
       return res.writeHead(302, { ...UF, location: `${S}/` }).end()
     }
-    const out = http.request({ ...upstream, method: req.method, path: req.url, headers: requestHeaders(req) })
-    // Counted from the request's arrival (a wait for a socket included) to the answer's head.
-    const late = setTimeout(() => {
-      deny(res, 504, 'the Pernosco server did not answer in time')
-      out.destroy()
-    }, t.upstream)
-    out.on('error', () => deny(res, 502, 'the Pernosco server did not answer'))
-    out.on('response', answer => {
-      clearTimeout(late)
-      relay(answer, res)
-    })
+    const out = toServer(req, requestHeaders(req), (status, why) => deny(res, status, why))
+    out.on('response', answer => relay(answer, res))
     // A close with neither an answer nor an error (a 101 to a plain request): answer, never hang.
     out.on('close', () => {
-      clearTimeout(late)
       if (!res.headersSent) deny(res, 502, 'bad response from the Pernosco server')
     })
     res.on('close', () => res.writableFinished || out.destroy()) // the browser left: free the upstream socket
     // Bodies always have a length (chunked ones are refused); a request without one is sent at once.
     if (req.headers['content-length']) pipeline(req, out, () => {})
     else out.end()
+  }
+  /** A request to the server through the bridge; `fail` answers the browser when the server does not: no head
+   * within t.upstream of the request's arrival (a wait for a socket included), or an error. */
+  type Fail = (status: number, why: string) => void
+  function toServer(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, fail: Fail) {
+    const out = http.request({ ...upstream, method: req.method, path: req.url, headers })
+    const late = setTimeout(() => {
+      fail(504, 'the Pernosco server did not answer in time')
+      out.destroy()
+    }, t.upstream)
+    out.on('error', () => fail(502, 'the Pernosco server did not answer'))
+    out.on('response', () => clearTimeout(late)).on('close', () => clearTimeout(late)) // after a 101 too
+    return out
   }
   /** The server's answer, framed anew by node's ServerResponse under our headers. */
   function relay(answer: http.IncomingMessage, res: http.ServerResponse) {
@@ -871,7 +876,11 @@ export async function startProxy(o: ProxyOpts) {
     answer.on('error', () => res.destroy())
     answer.pipe(res)
   }
-  /** A WebSocket: the same checks, node's client for the server's 101, and our own 101 to the browser. */
+  /** A WebSocket: the same checks, node's client for the server's 101, and our own 101 to the browser. The
+   * order things can happen in: a refusal answers and ends here. Else, until the server answers, `early`
+   * ends the browser's socket if it sends or closes, and its 'close' destroys `out`. Then exactly one of
+   * `out`'s 'error', 'response' (refused: 502) or 'upgrade' (the tunnel: `early` off, our 101, then the two
+   * sockets piped, each one's close closing the other), or toServer's timer (504). */
   function onUpgrade(req: http.IncomingMessage, sock: Duplex, head: Buffer) {
     sock.on('error', () => sock.destroy()) // node removed its own listener: a reset must not crash us
     const refuse = (status: number, why: string) => answerRaw(sock as net.Socket, status, UF, why + '\n')
@@ -882,13 +891,8 @@ export async function startProxy(o: ProxyOpts) {
     const early = () => sock.destroy()
     sock.on('data', early).on('end', () => sock.destroy())
     const headers = { ...requestHeaders(req), connection: 'Upgrade', upgrade: 'websocket' }
-    const out = http.request({ ...upstream, method: req.method, path: req.url, headers })
-    // Until the 101, this socket has no timeout of node's: ours counts from the request's arrival.
-    const late = setTimeout(() => {
-      refuse(504, 'the Pernosco server did not answer in time')
-      out.destroy()
-    }, t.upstream)
-    out.on('error', () => refuse(502, 'the Pernosco server did not answer'))
+    // Until the 101, this socket has no timeout of node's: toServer's counts from the request's arrival.
+    const out = toServer(req, headers, refuse)
     out.on('response', answer => {
       answer.destroy()
       refuse(502, 'the Pernosco server refused the WebSocket')
@@ -896,7 +900,6 @@ export async function startProxy(o: ProxyOpts) {
     out.on('upgrade', (answer, theirs: net.Socket, theirHead: Buffer) => {
       theirs.on('error', () => theirs.destroy()).setTimeout(0) // a debugging session may idle for hours
       if (sock.destroyed) return theirs.destroy() // the browser left while the server answered
-      clearTimeout(late)
       sock.off('data', early)
       const kept = KEEP_UPGRADE.filter(k => answer.headers[k]).map(k => [k, answer.headers[k]])
       sock.write(rawHead(101, { upgrade: 'websocket', connection: 'Upgrade', ...Object.fromEntries(kept) }))
@@ -908,10 +911,7 @@ export async function startProxy(o: ProxyOpts) {
       sock.unshift(head)
       theirs.pipe(sock).pipe(theirs)
     })
-    sock.on('close', () => {
-      clearTimeout(late)
-      out.destroy()
-    })
+    sock.on('close', () => out.destroy())
     out.end()
   }
   const close = () => {

@@ -434,7 +434,7 @@ test('root: containers never run as uid 0; config.user, else the user sudo came 
   for (const rt of ['podman', 'docker']) {
     const f = fakeSys({ uid: 0, sudo: false })
     assert.equal(await main(['only-build', traceDir(), '--runtime', rt], f.sys), 2)
-    assert.deepEqual(f.err, ['pernosco: as root, the containers still never run as root: run as yourself (rootless podman), with sudo (they run as SUDO_UID), or set "user": "UID:GID" in pernosco.json'])
+    assert.deepEqual(f.err, ['pernosco: as root, the containers still never run as root: run as yourself (rootless podman), with sudo (they run as SUDO_UID), or set "user": "UID:GID" in a --config file'])
     assert.deepEqual(f.calls.filter(c => c[1] !== 'image'), [], `${rt}: nothing created`)
     const g = fakeSys({ uid: 0, sudo: false })
     g.sys.env.SUDO_UID = '0'; g.sys.env.SUDO_GID = '0' // sudo from root is still root

@@ -18,6 +18,7 @@ const step = (title: string, args: string[], proves: string, pre: string[] = [])
 importImage(BUILDER_IMAGE, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
 importServerImage()
 const dir = tmpdir('pernosco-demo-'), cfg = path.join(dir, 'pernosco.json'), traces = path.join(dir, 'rr')
+fs.chmodSync(dir, 0o711) // as root, the clean-up after the builder runs as the config's user: it must reach the trace
 fs.mkdirSync(traces)
 fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: SERVER_IMAGE }, ...USER }, null, 2))
 // A real rr needs perf_event_paranoid <= 1; this rr is a stand-in, so the machine's setting stays as it is.
