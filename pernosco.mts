@@ -763,17 +763,21 @@ const NO_WEBRTC = '<p>Not shown: this browser lets any page use WebRTC, a way ou
 /** Listen on two loopback ports (shell, then UI); every request is checked before it may reach the bridge. */
 export async function startProxy(o: ProxyOpts) {
   const t = o.timeouts ?? TIMEOUTS
+  // The policies of answers to a client that has not shown this serve's Host and token: the same, with no
+  // name in them. Cookies ignore ports: another local user who learnt the name could listen on another port
+  // of it and receive the cookie from your browser. So only an authenticated answer names the origins.
+  const SF0 = forcedHeaders("default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+  const UF0 = forcedHeaders([...CSP, "frame-ancestors 'none'"].join('; '))
   // Node answers some requests itself, before any handler: 400, 408, 413 and 431 through 'clientError';
   // 400 for a missing Host (requireHostHeader), 417 for an unknown Expect (checkExpectation). Each gets our
-  // headers here (node 20 and 24 have no other answer of their own), or no answer at all.
-  type Forced = typeof UF
-  const server = (onRequest: http.RequestListener, forced: () => Forced) =>
+  // nameless headers here (node 20 and 24 have no other answer of their own), or no answer at all.
+  const server = (onRequest: http.RequestListener, forced: typeof UF0) =>
     http.createServer({ requireHostHeader: false }, onRequest).setTimeout(t.browser)
-      .on('clientError', (e: NodeJS.ErrnoException, s: net.Socket) => answerRaw(s, clientStatus(e), forced()))
-      .on('checkExpectation', (_, res: http.ServerResponse) => deny(res, 417, 'no Expect', forced()))
-  const shells = await listenLoopback(() => server(onShell, () => SF), o.port)
+      .on('clientError', (e: NodeJS.ErrnoException, s: net.Socket) => answerRaw(s, clientStatus(e), forced))
+      .on('checkExpectation', (_, res: http.ServerResponse) => deny(res, 417, 'no Expect', forced))
+  const shells = await listenLoopback(() => server(onShell, SF0), o.port)
   const sp = boundPort(shells[0])
-  const uiServer = () => server(onUi, () => UF).on('upgrade', onUpgrade)
+  const uiServer = () => server(onUi, UF0).on('upgrade', onUpgrade)
   const uis = await listenLoopback(uiServer, o.port && o.port + 1).catch(e => {
     shells.forEach(s => s.close()) // the shell's ports are not left listening
     throw e
@@ -807,21 +811,21 @@ export async function startProxy(o: ProxyOpts) {
     [411, 'send request bodies with a content-length', req => !req.headers['transfer-encoding']],
   ]
   const refusal = (req: http.IncomingMessage) => UI_CHECKS.find(([, , ok]) => !ok(req))
-  function deny(res: http.ServerResponse, status: number, why: string, forced = UF) {
+  function deny(res: http.ServerResponse, status: number, why: string, forced = UF0) {
     if (res.writableEnded) return // answered already (a timeout)
     if (res.headersSent) return res.destroy()
     res.writeHead(status, http.STATUS_CODES[status], { ...forced, 'content-type': 'text/plain' })
     res.end(why + '\n')
   }
   function onShell(req: http.IncomingMessage, res: http.ServerResponse) {
-    if (!hostOk(req, sp)) return deny(res, 403, 'bad Host', SF)
+    if (!hostOk(req, sp)) return deny(res, 403, 'bad Host', SF0)
     const [where, query] = req.url!.split(/\?(.*)/s) // no URL parsing: `//` or `//[` must not throw
-    if (where !== '/' || req.method !== 'GET') return deny(res, 404, 'not found', SF)
+    if (where !== '/' || req.method !== 'GET') return deny(res, 404, 'not found', SF0)
     if (sameToken(new URLSearchParams(query).get('token') ?? undefined, token)) {
       const set = `${cookie}=${o.token}; HttpOnly; SameSite=Strict; Path=/`
-      return res.writeHead(302, { ...SF, location: '/', 'set-cookie': set }).end()
+      return res.writeHead(302, { ...SF0, location: '/', 'set-cookie': set }).end()
     }
-    if (!authed(req)) return deny(res, 401, 'open the URL that `serve` printed', SF)
+    if (!authed(req)) return deny(res, 401, 'open the URL that `serve` printed', SF0)
     res.writeHead(200, { ...SF, 'content-type': 'text/html; charset=utf-8' })
     const frame = `<iframe src="${U}/" sandbox="${CSP.at(-1)!.slice(8)}"></iframe>`
     // The User-Agent of this top-level request is the user's browser's own: the UI cannot set it.
@@ -837,11 +841,11 @@ export async function startProxy(o: ProxyOpts) {
     if (req.headers['sec-fetch-dest'] === 'document') {
       return res.writeHead(302, { ...UF, location: `${S}/` }).end()
     }
-    const out = toServer(req, requestHeaders(req), (status, why) => deny(res, status, why))
+    const out = toServer(req, requestHeaders(req), (status, why) => deny(res, status, why, UF))
     out.on('response', answer => relay(answer, res))
     // A close with neither an answer nor an error (a 101 to a plain request): answer, never hang.
     out.on('close', () => {
-      if (!res.headersSent) deny(res, 502, 'bad response from the Pernosco server')
+      if (!res.headersSent) deny(res, 502, 'bad response from the Pernosco server', UF)
     })
     res.on('close', () => res.writableFinished || out.destroy()) // the browser left: free the upstream socket
     // Bodies always have a length (chunked ones are refused); a request without one is sent at once.
@@ -869,7 +873,7 @@ export async function startProxy(o: ProxyOpts) {
     if (status === 205) headers['content-length'] = 0
     const head = attempt(() => res.writeHead(status, headers))
     if (!head || status === 205) answer.destroy()
-    if (!head) return deny(res, 502, 'bad response from the Pernosco server')
+    if (!head) return deny(res, 502, 'bad response from the Pernosco server', UF)
     if (status === 205) return res.end()
     // pipe(): backpressure without pipeline's per-call machinery (measured: README, Performance). An error
     // upstream breaks the browser's response; the browser leaving destroys `out` (onUi).
@@ -883,9 +887,12 @@ export async function startProxy(o: ProxyOpts) {
    * sockets piped, each one's close closing the other), or toServer's timer (504). */
   function onUpgrade(req: http.IncomingMessage, sock: Duplex, head: Buffer) {
     sock.on('error', () => sock.destroy()) // node removed its own listener: a reset must not crash us
-    const refuse = (status: number, why: string) => answerRaw(sock as net.Socket, status, UF, why + '\n')
+    const refuse = (status: number, why: string) => answerRaw(sock as net.Socket, status, UF0, why + '\n')
     const refused = refusal(req)
     if (refused) return refuse(refused[0], refused[1])
+    // A browser sends nothing before the 101: what came after the request (a pipelined request with the
+    // cookie) must reach neither the server nor the tunnel.
+    if (head.length) return refuse(400, 'nothing may follow an upgrade request before its answer')
     if (sock.destroyed) return // reset before node gave it to us: its 'close' has been and gone
     // A browser sends nothing before the 101; reading shows when it leaves (node's sockets are half-open).
     const early = () => sock.destroy()
@@ -908,7 +915,6 @@ export async function startProxy(o: ProxyOpts) {
         a.on('close', () => tunnels.delete(b.destroy()))
       }
       theirs.unshift(theirHead)
-      sock.unshift(head)
       theirs.pipe(sock).pipe(theirs)
     })
     sock.on('close', () => out.destroy())
