@@ -27,7 +27,7 @@
 // Sections, in reading order: POLICY, SECCOMP, validators, builders, executors, VERIFY, trace
 // hygiene, proxy, commands, CLI.
 
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, type StdioOptions } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
@@ -237,6 +237,15 @@ net.createServer(c => {
   for (const [a, b] of [[c, s], [s, c]]) a.on('error', () => b.destroy()).on('close', () => b.destroy())
   c.pipe(s).pipe(c)
 }).listen(process.argv.at(-1), () => process.send('ready'))`
+/** The watchdog: plain node, a child of ours reading a pipe from us (argv: the private directory, then the
+ * rm command). It ignores what a terminal sends its whole group; if the pipe closes with nothing said (we
+ * died: a signal no handler can catch, SIGKILL, a crash), it removes the container and the directory. */
+export const WATCHDOG = `for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']) process.on(s, () => {})
+process.stdin.on('data', () => process.exit(0)).on('end', () => {
+  const [dir, rm, ...args] = process.argv.slice(1)
+  require('child_process').spawnSync(rm, args, { stdio: 'ignore', timeout: 60000 })
+  require('fs').rmSync(dir, { recursive: true, force: true })
+})`
 /** Rootless podman enters the namespace through podman's user namespace. */
 export const bridgeArgv = (rt: Runtime, rootless: boolean, [pid, ns]: string[], node: string, sock: string) =>
   [...(rt === 'podman' && rootless ? ['podman', 'unshare'] : []), 'nsenter', '--target', pid, '--net',
@@ -260,6 +269,7 @@ export interface Sys {
   out(line: string): void; err(line: string, tone?: 'red' | 'yellow'): void
   onSignal(f: () => void): () => void
   bridge(argv: readonly string[]): Bridge
+  watch(dir: string, rm: readonly string[]): () => void // the watchdog; call it when all is removed
 }
 /** C0 and C1 control characters but tab and newline: escape sequences (OSC 52 writes the clipboard, OSC 8
  * plants links), carriage returns and cursor moves that rewrite earlier lines. */
@@ -321,6 +331,14 @@ function startBridge(argv: readonly string[]): Bridge {
 export const realSys = (): Sys => ({
   env: process.env, uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), proc: '/proc',
   run: runArgv, bridge: startBridge,
+  watch: (dir, rm) => {
+    const env = { ...process.env, NODE_OPTIONS: '' } // plain JS, as BRIDGE
+    const stdio: StdioOptions = ['pipe', 'ignore', 'ignore']
+    const dog = spawn(process.execPath, ['-e', WATCHDOG, dir, ...rm], { stdio, env })
+    dog.on('error', () => {}).unref()
+    dog.stdin!.on('error', () => {})
+    return () => dog.stdin!.end('done')
+  },
   // Every line we print is filtered like a container's: a path or a message may quote what the trace holds.
   out: l => process.stdout.write(l.replace(CONTROL, '') + '\n'),
   err: (l, tone) => process.stderr.write((tone ? chalk[tone] : String)(l.replace(CONTROL, '')) + '\n'),
@@ -466,7 +484,8 @@ type During = (name: string, c: Ctx) => Promise<() => void>
  * profile lives in a private 0700 directory of its own. How a signal ends a run: the handler (set before
  * anything exists) sets r.interrupted and starts `rm`; whatever step is under way then fails or returns,
  * the catch turns that into 130, and `finally`, which every way out passes, removes the container (again),
- * the directory and LIVE's entry. LIVE is for what bypasses `finally`: a crash (crashed(), at the end). */
+ * the directory and LIVE's entry. LIVE is for what bypasses `finally`: a crash (crashed(), at the end);
+ * the watchdog for a death no code of ours sees. */
 async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx) => string[],
   during?: During) {
   const missing = !r.dry && !onPath(r.sys.env, r.rt)
@@ -491,9 +510,11 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
   fs.writeFileSync(c.seccomp, SECCOMP, { mode: 0o600, flag: 'wx' })
   if (r.dry) r.sys.out(`# seccomp profile written to ${c.seccomp}`)
   let stop = () => {}
+  let watched = () => {}
   try {
     const argv = build(c)
     if (!r.dry) LIVE.set(name, { rm, dir })
+    if (!r.dry) watched = r.sys.watch(dir, rm)
     // Created, not run: nothing in it starts before VERIFY has compared it with the argv.
     const { code } = await exec(r, argv, true)
     if (code || r.interrupted) return r.interrupted ? 130 : code
@@ -524,6 +545,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
     LIVE.delete(name)
     off()
     if (!r.dry) fs.rmSync(dir, { recursive: true, force: true })
+    watched()
   }
 }
 
@@ -562,16 +584,17 @@ export function cleanArgv(dir: string, owners: number[], mode: number): string[]
     // C: a file too open.
     '-o', '-type', 'f', ...open, '-exec', 'chmod', '-c', close, '--', '{}', '+']
 }
+/** As root, the options that make a spawned command run as the containers' user: spawn sets the uid and gid
+ * and drops every supplementary group. Not root: nothing to change, it runs as you. */
+const asUser = (r: Run) => (r.sys.uid === 0 ? { uid: runAs(r)[0], gid: runAs(r)[1] } : {})
 /** After a container wrote `dir` (the trace after the builder, the storage dir after the app server): what
  * may stay is owned by the containers' user, by us, or by the directory's owner (your recording, notes).
  * As root it runs as the containers' user (spawn sets the uid and gid and drops every supplementary
  * group): root never acts by name inside a directory a container could write. True when it completed. */
 export async function sanitize(r: Run, dir: string, who: string, mode: number) {
-  const [uid, gid] = runAs(r)
-  const argv = cleanArgv(dir, [uid, r.sys.uid, fs.statSync(dir).uid], mode)
+  const argv = cleanArgv(dir, [runAs(r)[0], r.sys.uid, fs.statSync(dir).uid], mode)
   show(r, argv)
-  const as = r.sys.uid === 0 ? { uid, gid } : {}
-  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...as })
+  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...asUser(r) })
   const say = (l: string) => r.sys.err(`pernosco: after ${who}: ${l}`, 'yellow')
   asLines(p.stdout, say)
   asLines(p.stderr, say)
@@ -586,8 +609,8 @@ function noHardLinks(r: Run, trace: string) {
   show(r, argv)
   const found = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
   const first = found.stdout?.trim()
-  if (first) fail(`${first} has another hard link, so the builder could write your file through it: `
-    + `run \`rr pack ${trace}\` (build runs it) and build again`)
+  if (first) fail(`${first} has another name (a hard link): the builder could write your file through it. `
+    + `rr's own go with \`rr pack ${trace}\` (build runs it); remove one made inside the trace`)
   if (found.status) fail(`find could not check ${trace} for hard links: ${found.stderr ?? found.error}`)
 }
 const RR_URL = 'https://rr-project.org'
@@ -606,7 +629,8 @@ export function debugCopies(json: string, copySources: string[], exists = isFile
   const s: { external_debug_info?: Fields[]; dwos?: Fields[]; files?: Record<string, string[]> } =
     JSON.parse(json.replace(/([{,]\s*"id"\s*:\s*)(\d+)/g, '$1"$2"') || '{}')
   const ext = s.external_debug_info ?? []
-  const kind = (t: string) => SUFFIX[t] ?? fail(`rr sources: unknown debug info type "${t}"`)
+  const unknown = (t: string) => fail(`rr sources: unknown debug info type "${t}"`)
+  const kind = (t: string) => (Object.hasOwn(SUFFIX, t) ? SUFFIX[t] : unknown(t))
   // debug/.build-id/XX/REST.debug (.sup, .dwp): XX is the build-id's first two hex digits, as gdb looks.
   const hex = (id: string) => /^[0-9a-f]{2,}$/.exec(id)?.[0] ?? fail(`rr sources: bad build-id ${id}`)
   const byId = (e: Fields) =>
@@ -633,7 +657,9 @@ const isFile = (p: string) => attempt(() => fs.statSync(p).isFile()) ?? false
 function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: number[]) {
   if (r.dry) return r.sys.out(`# would copy ${from} to ${path.join(trace, to)}`)
   const missing = `pernosco: ${from}: missing or not a regular file, not copied`
-  if (!isFile(from)) return r.sys.err(missing, 'yellow')
+  const real = attempt(() => fs.realpathSync(from)) ?? ''
+  const kernel = /^\/(proc|sys|dev)\//.test(real) // its files: /proc/self/environ would be cat's own
+  if (!isFile(real) || kernel) return r.sys.err(missing, 'yellow')
   let dir = trace
   for (const part of path.dirname(to).split('/')) {
     const st = entry(dir, part)
@@ -648,9 +674,9 @@ function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: num
   const fd = fs.openSync(tmp, 'wx', 0o444)
   if (owner) fs.fchownSync(fd, owner[0], owner[1])
   const as = owner ? { uid: owner[0], gid: owner[1] } : {}
-  const cat = spawnSync('cat', ['--', from], { stdio: ['ignore', fd, 'pipe'], ...as })
+  const cat = spawnSync('cat', ['--', real], { stdio: ['ignore', fd, 'pipe'], env: {}, ...as })
   fs.closeSync(fd)
-  if (!cat.status) return fs.renameSync(tmp, dest) // it replaces a file or a link, never writes through one
+  if (cat.status === 0) return fs.renameSync(tmp, dest) // replaces a file or a link, never writes through one
   fs.unlinkSync(tmp)
   r.sys.err(`pernosco: ${from}: not copied: ${String(cat.stderr ?? cat.error).trim()}`, 'yellow')
 }
@@ -658,9 +684,9 @@ function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: num
  * lists (debugCopies; printed, not run, in a dry run), sources.fallback. */
 async function packageBuild(r: Run, trace: string): Promise<number> {
   const pack = !r.o['skip-rr']
-  // A builder may have rewritten the trace's binaries, which name what `rr sources` lists (debugCopies):
-  // packaging again would copy files of its choosing into a trace that may travel to a shared server.
-  if (pack && entry(trace, GIVEN)) {
+  // A builder may have rewritten the trace's binaries, which name what `rr sources` lists (debugCopies),
+  // and may still be at work in it: package-build never touches a trace a builder was given.
+  if (entry(trace, GIVEN)) {
     fail(`${trace} was given to the db builder, which may have rewritten what \`rr sources\` reads: package `
       + 'a new recording, or rebuild this one with `only-build`')
   }
@@ -676,13 +702,20 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
   const lib = LIBTHREAD_DB.filter(f => fs.existsSync(f)).slice(0, 1)
   const libCopy = lib.map((f): [string, string] => [f, 'files.system-debuginfo/libthread_db.so'])
   for (const c of [...libCopy, ...debugCopies(listed.out, copy)]) copyIn(r, trace, c, owner)
-  // sources.fallback, unless there is one ('wx' is O_CREAT|O_EXCL: it never follows a link at the name).
+  // sources.fallback, unless there is one.
   const fallback = path.join(trace, 'sources.fallback')
   if (entry(trace, 'sources.fallback')) return 0
   if (r.dry) r.sys.out(`# would write ${fallback}`)
-  else fs.writeFileSync(fallback, SOURCES_FALLBACK, { flag: 'wx', mode: 0o644 })
-  if (owner && !r.dry) fs.lchownSync(fallback, owner[0], owner[1])
+  else writeNew(r, fallback, SOURCES_FALLBACK)
   return 0
+}
+/** A new file ('wx' is O_CREAT|O_EXCL: it never follows a link at the name); as root, the containers' user's
+ * (fchown on what was opened, never by name), whose clean-up may then fix its mode. */
+function writeNew(r: Run, file: string, text: string) {
+  const fd = fs.openSync(file, 'wx', 0o644)
+  if (r.sys.uid === 0) fs.fchownSync(fd, ...runAs(r))
+  fs.writeSync(fd, text)
+  fs.closeSync(fd)
 }
 
 // ---- Proxy: the only way in to the server; it forces the browser-side policy. ----
@@ -989,7 +1022,7 @@ async function onlyBuild(r: Run) {
   if (!r.dry) noHardLinks(r, trace)
   const given = entry(trace, GIVEN)
   if (given && !given.isFile()) fail(`trace: ${trace}/${GIVEN} is not a file`)
-  if (!given && !r.dry) fs.writeFileSync(path.join(trace, GIVEN), '', { flag: 'wx' })
+  if (!given && !r.dry) writeNew(r, path.join(trace, GIVEN), '')
   const mark = path.join(trace, BUILT)
   if (!r.dry) attempt(() => fs.unlinkSync(mark)) // a build stopped half-way is not built
   const mode = fs.statSync(trace).mode
@@ -997,9 +1030,9 @@ async function onlyBuild(r: Run) {
   if (r.dry) return code
   const clean = await sanitize(r, trace, 'the builder', mode)
   // Ours, once the builder has ended and a clean-up passed: unlink (never recursive, never through a link)
-  // what it put at the name, then O_EXCL ('wx'). A directory there stays, and serve refuses it.
+  // what it put at the name, then writeNew. A directory there stays, and serve refuses it.
   attempt(() => fs.unlinkSync(mark))
-  if (!code && clean) attempt(() => fs.writeFileSync(mark, `${r.cfg.images.builder}\n`, { flag: 'wx' }))
+  if (!code && clean) attempt(() => writeNew(r, mark, `${r.cfg.images.builder}\n`))
   return code
 }
 /** --sources DIR or FROM=TO: FROM is where the trace expects sources, TO where they are on this host. */
@@ -1016,9 +1049,9 @@ async function serve(r: Run): Promise<number> {
   // --storage: made (0700) if missing; one serve at a time, by a name bound in our network namespace.
   const given = r.o.storage
   const make = given !== undefined && !r.dry && path.isAbsolute(given) && !fs.existsSync(given)
-  if (make) attempt(() => fs.mkdirSync(given, { recursive: true, mode: 0o700 })) // else: checkDir says why
-  // As root: the containers' user's, or the app server could not write it.
-  if (make && r.sys.uid === 0) attempt(() => fs.chownSync(given, ...runAs(r)))
+  // Made by the containers' user (as root: spawn sets its uid), never by root in a directory another may own;
+  // if that fails, checkDir says why.
+  if (make) spawnSync('mkdir', ['-p', '-m', '700', '--', given], { stdio: 'ignore', ...asUser(r) })
   const storage = given === undefined ? undefined : checkDir(given, '--storage')
   const mode = storage ? fs.statSync(storage).mode : 0
   const held = storage && !r.dry ? net.createServer().unref() : undefined
@@ -1156,7 +1189,8 @@ function loadConfig(sys: Sys, file: string | undefined): Config {
   const f = file ?? path.join(sys.cwd, 'pernosco.json')
   if (file === undefined && !fs.existsSync(f)) return parseConfig('{}', '(defaults)')
   const cfg = parseConfig(attempt(() => fs.readFileSync(f, 'utf8')) ?? fail(`config ${f}: cannot read it`), f)
-  const relaxing = { capAdd: cfg.capAdd.join(), cgroupParent: cfg.cgroupParent, user: cfg.user }
+  const limits = isDeepStrictEqual(cfg.limits, parseConfig('{}', '').limits) ? '' : JSON.stringify(cfg.limits)
+  const relaxing = { capAdd: cfg.capAdd.join(), cgroupParent: cfg.cgroupParent, user: cfg.user, limits }
   const relaxed = Object.entries(relaxing).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join('; ')
   if (relaxed && file === undefined) fail(`config ${f} relaxes the confinement (${relaxed}): pass --config`)
   if (relaxed) sys.err(`pernosco: config ${f} WEAKENS the confinement: ${relaxed}`, 'red')

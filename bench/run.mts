@@ -219,7 +219,7 @@ for (const n of [1_000, 10_000, 100_000]) {
     if (await main(['package-build', t, '--skip-rr'], quiet) !== 0) throw new Error('package-build failed')
     ours.push(performance.now() - t0)
     t0 = performance.now(); spawnSync('chmod', ['-R', 'ugo+rwX', t]); ref.push(performance.now() - t0)
-    t0 = performance.now(); await sanitize({ sys: quiet, cfg: { user: '65534:65534' } } as Run, t, 'the builder'); post.push(performance.now() - t0)
+    t0 = performance.now(); await sanitize({ sys: quiet, cfg: { user: '65534:65534' } } as Run, t, 'the builder', fs.statSync(t).mode); post.push(performance.now() - t0)
   }
   row(`host-side work before the builder, ${n} files`, `${median(ours).toFixed(1)} ms`, `${median(ref).toFixed(1)} ms (chmod -R ugo+rwX)`, `${(median(ours) / median(ref)).toFixed(2)}×`,
     'independent of size', median(ours) < 50)

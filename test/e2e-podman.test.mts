@@ -120,6 +120,24 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1'] as const
     assert.deepEqual(ourTmpDirs(), before)
   })
 
+// Issue 27 (the attack on its fixes): a signal no handler catches (SIGKILL; SIGSEGV and a real-time signal sent by
+// kill) ends the wrapper at once; its watchdog, reading a pipe from it, then removes the container and the directory.
+for (const sig of ['SIGKILL', 'SIGSEGV', 'SIGRTMIN+3'] as const)
+  test(`${sig} to the wrapper while the builder runs: its watchdog removes the container and the private directory`, { skip, timeout: 90_000 }, async () => {
+    const t = trace(), before = ourTmpDirs()
+    fs.writeFileSync(path.join(t, 'mode'), 'sleep')
+    const p = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'only-build', t], { env: podmanEnv(), stdio: 'ignore' })
+    const exited = new Promise<number | null>(res => p.on('exit', (c, s) => res(c ?? (s ? -1 : null))))
+    for (let i = 0; i < 300 && !fs.existsSync(path.join(t, 'started')); i++) await new Promise(r => setTimeout(r, 100))
+    assert.ok(fs.existsSync(path.join(t, 'started')), 'builder started')
+    assert.equal(pernoscoContainers().length, 1)
+    spawnSync('kill', ['-s', sig.replace('SIG', ''), String(p.pid)])
+    await exited // (node reports a real-time signal's death as exit 0: what matters is what is left behind)
+    for (let i = 0; i < 150 && (pernoscoContainers().length || ourTmpDirs().length > before.length); i++) await new Promise(r => setTimeout(r, 200))
+    assert.deepEqual(pernoscoContainers(), [], 'the container is gone')
+    assert.deepEqual(ourTmpDirs(), before, 'and the private directory')
+  })
+
 test('record on the host runs rr record (stand-in) into --output', { skip }, () => {
   const out = tmpdir()
   // rr needs perf_event_paranoid <= 1 (this VM's is 2, and rr cannot record here anyway: the rr is a stand-in).

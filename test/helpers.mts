@@ -93,6 +93,7 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
     out: l => { out.push(l); const m = /^# seccomp profile written to (.*)\/seccomp\.json$/.exec(l); if (m) cleanups.push(() => fs.rmSync(m[1], { recursive: true, force: true })) },
     err: l => { err.push(l) },
     bridge: argv => { calls.push(['BRIDGE', ...argv]); return (opts.bridge ?? fakeBridge(1))(argv) },
+    watch: () => () => {}, // the watchdog: the real one is tested in e2e-podman (a SIGKILLed wrapper)
     onSignal: f => { sig = f; return () => { sig = undefined } },
   }
   return { sys, calls, out, err, fire: () => sig?.(), dir }

@@ -17,7 +17,7 @@ test('finding 1: the builder is never given a trace with a hard link (rr\'s mmap
   for (const args of [['only-build', t], ['build', t, '--skip-rr']]) {
     const f = fakeSys()
     assert.equal(await main([...args, '--runtime', 'podman'], f.sys), 2, args.join(' '))
-    assert.deepEqual(f.err, [`pernosco: ${t}/mmap_hardlink_3_prog has another hard link, so the builder could write your file through it: run \`rr pack ${t}\` (build runs it) and build again`])
+    assert.deepEqual(f.err, [`pernosco: ${t}/mmap_hardlink_3_prog has another name (a hard link): the builder could write your file through it. rr's own go with \`rr pack ${t}\` (build runs it); remove one made inside the trace`])
     assert.deepEqual(f.calls.filter(c => c[1] === 'create'), [], 'no container')
   }
   // control: once rr pack has replaced it with a copy, the build goes on
@@ -63,7 +63,8 @@ test('finding 4: after the builder nothing is more open than the trace was: a 07
 })
 
 test('finding 7: a pernosco.json found where you stand may not relax POLICY; a file you name may, said in red on every run, dry runs too', async () => {
-  for (const relax of [{ capAdd: ['SYS_ADMIN'] }, { cgroupParent: 'x.slice' }, { user: '4242:4242' }]) {
+  // (limits too, found by the attack on these fixes: a cloned repository's 999999g memory and /tmp)
+  for (const relax of [{ capAdd: ['SYS_ADMIN'] }, { cgroupParent: 'x.slice' }, { user: '4242:4242' }, { limits: { memory: '999999g', tmp: '999999g' } }]) {
     const f = fakeSys(), d = tmpdir()
     fs.writeFileSync(path.join(d, 'pernosco.json'), JSON.stringify(relax))
     f.sys.cwd = d
@@ -71,11 +72,12 @@ test('finding 7: a pernosco.json found where you stand may not relax POLICY; a f
     assert.match(f.err[0], new RegExp(`^pernosco: config ${d}/pernosco.json relaxes the confinement \\(${Object.keys(relax)[0]} .*\\): pass --config$`))
     const g = fakeSys()
     assert.equal(await main(['only-build', traceDir(), '--dry-run', '--config', path.join(d, 'pernosco.json')], g.sys), 0)
-    assert.deepEqual(g.err, [`pernosco: config ${d}/pernosco.json WEAKENS the confinement: ${Object.entries(relax).map(([k, v]) => `${k} ${v}`)[0]}`])
+    const said = Object.entries(relax).map(([k, v]) => `${k} ${k === 'limits' ? JSON.stringify({ ...v, pids: 4096 }) : v}`)[0]
+    assert.deepEqual(g.err, [`pernosco: config ${d}/pernosco.json WEAKENS the confinement: ${said}`])
   }
   // control: a config that relaxes nothing is taken from where you stand, silently
   const h = fakeSys(), d = tmpdir()
-  fs.writeFileSync(path.join(d, 'pernosco.json'), JSON.stringify({ limits: { memory: '2g' } }))
+  fs.writeFileSync(path.join(d, 'pernosco.json'), JSON.stringify({ runtime: 'docker', images: { builder: 'localhost/b:1' } }))
   h.sys.cwd = d
   assert.equal(await main(['only-build', traceDir(), '--dry-run'], h.sys), 0)
   assert.deepEqual(h.err, [])
@@ -134,9 +136,16 @@ test('finding 10: the bridge exits at once unless it is in the network namespace
   assert.deepEqual(await run(fs.readlinkSync('/proc/self/ns/net')), { code: 0, listening: true }, 'control: its own namespace, it listens')
 })
 
-test('finding 10: as root, a missing --storage is made for the containers\' user, who must write it', { skip: process.getuid!() !== 0 && 'needs root' }, async () => {
-  const storage = path.join(tmpdir(), 'new-storage')
-  fs.chmodSync(path.dirname(storage), 0o711)
+test('finding 10: as root, a missing --storage is made by the containers\' user, who must write it; never by root where only root could', { skip: process.getuid!() !== 0 && 'needs root' }, async () => {
+  // (the attack on these fixes: root's mkdir then chown, by name, under a directory another user controls, chowned
+  // what that user swapped in: now the user makes it, with no more rights than its own)
+  const theirs = tmpdir(), storage = path.join(theirs, 'a/new-storage')
+  fs.chownSync(theirs, 1000, 1000)
+  const none = path.join(tmpdir(), 'new-storage') // root's 0700 directory: that user cannot make it there
+  const g = fakeSys({ uid: 0 })
+  assert.equal(await main(['serve', traceDir(), '--storage', none, '--runtime', 'docker'], g.sys), 2)
+  assert.match(g.err[0], /--storage: .* does not exist/)
+  assert.ok(!fs.existsSync(none))
   const f = fakeSys({ uid: 0 }) // the server exits at once; then the clean-up, as 1000, finds all in order
   assert.equal(await main(['serve', traceDir(), '--storage', storage, '--runtime', 'docker'], f.sys), 0)
   assert.deepEqual(f.err, [])

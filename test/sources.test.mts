@@ -192,7 +192,7 @@ test('issue 27: as root, package-build copies only what the containers\' user ma
   assert.deepEqual(g.calls, [], 'refused before rr pack')
 })
 
-test('issue 27: package-build refuses a trace the db builder was given (it may have rewritten the binaries rr sources reads); --skip-rr, which reads none, still packages', async () => {
+test('issue 27: package-build refuses a trace the db builder was given (it may have rewritten the binaries rr sources reads, and may still be at work in it), --skip-rr too', async () => {
   const t = traceDir()
   fs.writeFileSync(path.join(t, 'pernosco-given-to-builder'), '')
   const f = fakeSys()
@@ -201,11 +201,32 @@ test('issue 27: package-build refuses a trace the db builder was given (it may h
   assert.deepEqual(f.calls, [], 'not even rr pack')
   const b = fakeSys()
   assert.equal(await main(['build', t], b.sys), 2, 'nor does build')
+  // (the attack on these fixes: with --skip-rr, a builder still running swapped a directory for a link to a
+  // root-owned one while root copied libthread_db.so in)
   const s = fakeSys()
-  assert.equal(await main(['package-build', t, '--skip-rr'], s.sys), 0)
-  assert.ok(fs.existsSync(path.join(t, 'sources.fallback')))
+  assert.equal(await main(['package-build', t, '--skip-rr'], s.sys), 2)
+  assert.ok(!fs.existsSync(path.join(t, 'sources.fallback')), 'nothing written')
   // control: without the marker, package-build runs rr pack and rr sources
   const c = fakeSys(), u = traceDir()
   assert.equal(await main(['package-build', u], c.sys), 0)
   assert.deepEqual(c.calls.map(a => a.slice(0, 2)), [['rr', 'pack'], ['rr', 'sources']])
+})
+
+test('issue 27 (the attack on its fixes): package-build never copies the kernel\'s files (/proc/self/environ would be the copier\'s own environment), nor an own-property-less type', async () => {
+  const t = traceDir(), d = tmpdir()
+  fs.symlinkSync('/proc/self/environ', path.join(d, 'env.debug'))
+  const f = fakeSys({ answer: a => (a[1] === 'sources' ? { code: 0, out: JSON.stringify({ external_debug_info: [
+    { path: '/proc/self/environ', build_id: 'ab01', type: 'debuglink' }, { path: `${d}/env.debug`, build_id: 'ab02', type: 'debuglink' },
+    { path: '/sys/kernel/mm/transparent_hugepage/enabled', build_id: 'ab03', type: 'debuglink' }] }) } : undefined) })
+  process.env.PMTS_PROBE_SECRET = 'must-not-land'
+  try {
+    assert.equal(await main(['package-build', t], f.sys), 0)
+  } finally {
+    delete process.env.PMTS_PROBE_SECRET
+  }
+  assert.ok(!fs.existsSync(path.join(t, 'debug')), 'nothing copied')
+  assert.deepEqual(f.err, ['/proc/self/environ', `${d}/env.debug`, '/sys/kernel/mm/transparent_hugepage/enabled'].map(p => `pernosco: ${p}: missing or not a regular file, not copied`))
+  const g = fakeSys({ answer: a => (a[1] === 'sources' ? { code: 0, out: '{"external_debug_info":[{"path":"/etc/hostname","build_id":"cd","type":"__proto__"}]}' } : undefined) })
+  assert.equal(await main(['package-build', traceDir()], g.sys), 2)
+  assert.deepEqual(g.err, ['pernosco: rr sources: unknown debug info type "__proto__"'])
 })
