@@ -270,7 +270,7 @@ test('serve: the last line of defence: an uncaught error still removes the conta
 test('issue 27: the builder can neither remove nor change the marker; package-build then refuses the trace; the trace comes back no more open than it was', { skip }, () => {
   const t = trace()
   fs.chmodSync(t, 0o700)
-  fs.writeFileSync(path.join(t, 'mode'), 'marker'); fs.writeFileSync(path.join(t, 'pernosco-given-to-builder'), ''); handTo(t)
+  fs.writeFileSync(path.join(t, 'mode'), 'marker'); handTo(t) // the wrapper makes the marker: the containers' user's
   const p = wrapper(['only-build', t])
   assert.equal(p.status, 0, p.stderr)
   const seen = fs.readFileSync(path.join(t, 'marker.txt'), 'utf8')
@@ -279,6 +279,9 @@ test('issue 27: the builder can neither remove nor change the marker; package-bu
   assert.equal(fs.readFileSync(path.join(t, 'pernosco-given-to-builder'), 'utf8'), '', 'there, and empty')
   const mode = (f: string) => fs.statSync(path.join(t, f)).mode & 0o7777
   assert.deepEqual([mode(''), mode('open')], [0o700, 0o600], 'the builder\'s chmod 0777 /trace and 0666 file undone')
+  assert.doesNotMatch(p.stderr, /INCOMPLETE/, 'the clean-up (as the containers\' user) could fix every mode, the markers\' too')
+  assert.ok(fs.lstatSync(path.join(t, 'pernosco-built')).isFile(), 'so the trace is marked built')
+  assert.equal(fs.statSync(path.join(t, 'pernosco-built')).uid, RUN_AS.uid, 'by the containers\' user\'s own file')
   const again = wrapper(['package-build', t])
   assert.equal(again.status, 2)
   assert.match(again.stderr, /was given to the db builder, which may have rewritten what `rr sources` reads/)
