@@ -104,8 +104,8 @@ export function POLICY(c: Ctx): string[] {
 // SECCOMP: allow by default (a debugger replays arbitrary programs' syscalls), deny the kernel-surface
 // and escape calls no debugger needs. ptrace, mount, unshare, userfaultfd and perf_event_open stay
 // allowed on purpose. Architectures not listed (e.g. x32) are killed. It replaces the runtime's default
-// profile, so what Docker's denies, ours denies too: socketcall (32-bit x86) takes its arguments in
-// memory, out of seccomp's sight, so it could reach any socket family past the `socket` rules below.
+// profile, so the socket families Docker's denies, ours denies too: socketcall (32-bit x86) takes its
+// arguments in memory, out of seccomp's sight, so it could reach any socket family past the rules below.
 export const SECCOMP_DENIED = Object.freeze(['acct', 'add_key', 'adjtimex', 'bpf', 'clock_adjtime',
   'clock_settime', 'create_module', 'delete_module', 'fanotify_init', 'finit_module', 'get_kernel_syms',
   'init_module', 'io_uring_enter', 'io_uring_register', 'io_uring_setup', 'ioperm', 'iopl', 'kexec_file_load',
@@ -238,10 +238,10 @@ net.createServer(c => {
   c.pipe(s).pipe(c)
 }).listen(process.argv.at(-1), () => process.send('ready'))`
 /** The watchdog: plain node, a child of ours reading a pipe from us (argv: the private directory, then the
- * rm command). It ignores what a terminal sends its whole group; if the pipe closes with nothing said (we
- * died: a signal no handler can catch, SIGKILL, a crash), it removes the container and the directory. */
-export const WATCHDOG = `for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']) process.on(s, () => {})
-process.stdin.on('data', () => process.exit(0)).on('end', () => {
+ * rm command), in a process group of its own (what a terminal or `kill -PGID` sends ours never reaches it).
+ * If the pipe closes with nothing said (we died: SIGKILL, any signal no handler catches, a crash), it
+ * removes the container and the directory. */
+export const WATCHDOG = `process.stdin.on('data', () => process.exit(0)).on('end', () => {
   const [dir, rm, ...args] = process.argv.slice(1)
   require('child_process').spawnSync(rm, args, { stdio: 'ignore', timeout: 60000 })
   require('fs').rmSync(dir, { recursive: true, force: true })
@@ -251,7 +251,7 @@ export const bridgeArgv = (rt: Runtime, rootless: boolean, [pid, ns]: string[], 
   [...(rt === 'podman' && rootless ? ['podman', 'unshare'] : []), 'nsenter', '--target', pid, '--net',
     node, '-e', BRIDGE, ns, sock]
 export const pidArgv = (rt: Runtime, name: string) => [rt, 'inspect', '--format', '{{.State.Pid}}', name]
-/** podman mounts what /etc/containers/mounts.conf lists (rootless: ~/.config/containers/mounts.conf too;
+/** podman mounts what mounts.conf lists (/usr/share and /etc/containers; rootless: ~/.config/containers too;
  * RHEL ships entitlement keys so) when a container starts, unseen by inspect: none, from an empty list. */
 export const startArgv = (rt: Runtime, name: string) =>
   [rt, 'start', ...(rt === 'podman' ? ['--default-mounts-file', '/dev/null'] : []), '--attach', name]
@@ -334,14 +334,17 @@ export const realSys = (): Sys => ({
   watch: (dir, rm) => {
     const env = { ...process.env, NODE_OPTIONS: '' } // plain JS, as BRIDGE
     const stdio: StdioOptions = ['pipe', 'ignore', 'ignore']
-    const dog = spawn(process.execPath, ['-e', WATCHDOG, dir, ...rm], { stdio, env })
+    const dog = spawn(process.execPath, ['-e', WATCHDOG, dir, ...rm], { stdio, env, detached: true })
     dog.on('error', () => {}).unref()
     dog.stdin!.on('error', () => {})
     return () => dog.stdin!.end('done')
   },
   // Every line we print is filtered like a container's: a path or a message may quote what the trace holds.
   out: l => process.stdout.write(l.replace(CONTROL, '') + '\n'),
-  err: (l, tone) => process.stderr.write((tone ? chalk[tone] : String)(l.replace(CONTROL, '')) + '\n'),
+  err: (l, tone) => {
+    const line = l.replace(CONTROL, '')
+    process.stderr.write(`${tone ? chalk[tone](line) : line}\n`)
+  },
   onSignal: f => {
     ENDING.forEach(s => process.on(s, f))
     return () => ENDING.forEach(s => process.off(s, f))
@@ -371,7 +374,7 @@ async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' 
   show(r, argv)
   const res: Result = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture, tag)
   // The runtime's own words, warnings too (rootless podman on cgroup v1 ignores the limits, and says so on
-  // create); they may quote the image's (its config): controls dropped here too.
+  // create); they may quote the image's (its config): realSys drops their controls, as every line's.
   if (res.err?.trim() && capture !== 'quiet') r.sys.err(res.err.trim())
   return res
 }
@@ -567,7 +570,8 @@ export function cleanArgv(dir: string, owners: number[], mode: number): string[]
   // automount such as /net/NAME, a lookup around --network none, or hang): absolute, or a `..` step.
   const out = ['/*', '..', '../*', '*/..', '*/../*'].flatMap(p => ['-o', '-lname', p])
   const shut = 0o022 | (0o077 & ~mode)
-  const rwx = (bits: number) => ['r', 'w', 'x'].filter((_, k) => bits & (4 >> k)).join('')
+  const RWX: [number, string][] = [[4, 'r'], [2, 'w'], [1, 'x']]
+  const rwx = (bits: number) => RWX.filter(([b]) => bits & b).map(([, c]) => c).join('')
   const close = `ug-s,g-${rwx(shut >> 3)},o-${rwx(shut & 7)}`
   // -perm /6NNN: setuid, setgid, or any bit of `shut`.
   const open = ['-perm', `/6${shut.toString(8).padStart(3, '0')}`]
@@ -594,11 +598,15 @@ const asUser = (r: Run) => (r.sys.uid === 0 ? { uid: runAs(r)[0], gid: runAs(r)[
 export async function sanitize(r: Run, dir: string, who: string, mode: number) {
   const argv = cleanArgv(dir, [runAs(r)[0], r.sys.uid, fs.statSync(dir).uid], mode)
   show(r, argv)
-  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...asUser(r) })
+  // It finishes whatever signal comes meanwhile: find has a process group of its own (a terminal's Ctrl-C
+  // does not reach it) and ours waits for it.
+  const off = r.sys.onSignal(() => {})
+  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...asUser(r) })
   const say = (l: string) => r.sys.err(`pernosco: after ${who}: ${l}`, 'yellow')
   asLines(p.stdout, say)
   asLines(p.stderr, say)
   const code = await new Promise(ok => p.on('error', () => ok(127)).on('close', ok))
+  off()
   if (code) say(`the clean-up is INCOMPLETE (find exited ${code}): check ${dir} before you use it`)
   return !code
 }
@@ -607,11 +615,14 @@ export async function sanitize(r: Run, dir: string, who: string, mode: number) {
 function noHardLinks(r: Run, trace: string) {
   const argv = ['find', '-P', trace, '-type', 'f', '-links', '+1', '-print', '-quit']
   show(r, argv)
-  const found = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-  const first = found.stdout?.trim()
-  if (first) fail(`${first} has another name (a hard link): the builder could write your file through it. `
-    + `rr's own go with \`rr pack ${trace}\` (build runs it); remove one made inside the trace`)
-  if (found.status) fail(`find could not check ${trace} for hard links: ${found.stderr ?? found.error}`)
+  const stdio: StdioOptions = ['ignore', 'pipe', 'pipe']
+  const found = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio, ...asUser(r) })
+  const first = JSON.stringify(found.stdout?.trim() ?? '') // a name the builder made may hold a newline
+  if (first !== '""') {
+    fail(`${first} has another name (a hard link): the builder could write your file through it. `
+      + `rr's own go with \`rr pack ${trace}\` (build runs it); remove one made inside the trace`)
+  }
+  if (found.status !== 0) fail(`find could not check ${trace} for hard links: ${found.stderr ?? found.error}`)
 }
 const RR_URL = 'https://rr-project.org'
 export const LIBTHREAD_DB = ['/usr/lib64/libthread_db.so', '/usr/lib/x86_64-linux-gnu/libthread_db.so']
@@ -656,8 +667,9 @@ const isFile = (p: string) => attempt(() => fs.statSync(p).isFile()) ?? false
  * sets the uid and gid and drops the groups): never what only root may read. */
 function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: number[]) {
   if (r.dry) return r.sys.out(`# would copy ${from} to ${path.join(trace, to)}`)
-  const missing = `pernosco: ${from}: missing or not a regular file, not copied`
-  const real = attempt(() => fs.realpathSync(from)) ?? ''
+  const missing = `pernosco: ${JSON.stringify(from)}: missing or not a regular file, not copied`
+  // Absolute only: a relative name (the DWARF's own) would be read from where you stand, ~/.aws say.
+  const real = path.isAbsolute(from) ? attempt(() => fs.realpathSync(from)) ?? '' : ''
   const kernel = /^\/(proc|sys|dev)\//.test(real) // its files: /proc/self/environ would be cat's own
   if (!isFile(real) || kernel) return r.sys.err(missing, 'yellow')
   let dir = trace
@@ -671,14 +683,19 @@ function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: num
   const dest = path.join(trace, to)
   if (fs.lstatSync(dest, { throwIfNoEntry: false })?.isDirectory()) fs.rmSync(dest, { recursive: true })
   const tmp = path.join(dir, `.pernosco-${crypto.randomBytes(6).toString('hex')}`)
-  const fd = fs.openSync(tmp, 'wx', 0o444)
+  const fd = fs.openSync(tmp, 'wx+', 0o444)
   if (owner) fs.fchownSync(fd, owner[0], owner[1])
   const as = owner ? { uid: owner[0], gid: owner[1] } : {}
   const cat = spawnSync('cat', ['--', real], { stdio: ['ignore', fd, 'pipe'], env: {}, ...as })
+  // Debug info is ELF: whatever else a binary names (a key of yours, say) never lands in the trace.
+  const magic = Buffer.alloc(4)
+  fs.readSync(fd, magic, 0, 4, 0)
   fs.closeSync(fd)
-  if (cat.status === 0) return fs.renameSync(tmp, dest) // replaces a file or a link, never writes through one
+  const elf = to.startsWith('sources/') || magic.toString('latin1') === '\x7fELF'
+  if (cat.status === 0 && elf) return fs.renameSync(tmp, dest) // replaces a file or a link, never through one
   fs.unlinkSync(tmp)
-  r.sys.err(`pernosco: ${from}: not copied: ${String(cat.stderr ?? cat.error).trim()}`, 'yellow')
+  const why = cat.status === 0 ? 'not ELF' : String(cat.stderr ?? cat.error).trim()
+  r.sys.err(`pernosco: ${JSON.stringify(from)}: not copied: ${why}`, 'yellow')
 }
 /** rr pack, then what the builder expects beside the trace: the host's libthread_db.so, what `rr sources`
  * lists (debugCopies; printed, not run, in a dry run), sources.fallback. */
@@ -695,9 +712,12 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
   if (noRr) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
   const copy = [r.o['copy-sources'] ?? []].flat().map(d => checkDir(d, '--copy-sources'))
   if (copy.length && !pack) fail('--copy-sources copies what `rr sources` lists: drop --skip-rr')
-  const { code } = pack ? await exec(r, ['rr', 'pack', trace], false, chalk.dim('rr pack |')) : { code: 0 }
+  // rr reads and copies what the trace names: as root, as the containers' user (setpriv: no group kept).
+  const as = owner ? ['setpriv', `--reuid=${owner[0]}`, `--regid=${owner[1]}`, '--clear-groups', '--'] : []
+  const packed = pack ? await exec(r, [...as, 'rr', 'pack', trace], false, chalk.dim('rr pack |')) : undefined
+  const code = packed?.code ?? 0
   if (code) return code
-  const listed = pack ? await exec(r, ['rr', 'sources', trace], true) : { code: 0, out: '' }
+  const listed = pack ? await exec(r, [...as, 'rr', 'sources', trace], true) : { code: 0, out: '' }
   if (listed.code) fail('`rr sources` failed (it needs rr >= 5.6): update rr, or pass --skip-rr')
   const lib = LIBTHREAD_DB.filter(f => fs.existsSync(f)).slice(0, 1)
   const libCopy = lib.map((f): [string, string] => [f, 'files.system-debuginfo/libthread_db.so'])
@@ -802,7 +822,7 @@ export async function startProxy(o: ProxyOpts) {
   const SF0 = forcedHeaders("default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
   const UF0 = forcedHeaders([...CSP, "frame-ancestors 'none'"].join('; '))
   // Node answers some requests itself, before any handler: 400, 408, 413 and 431 through 'clientError';
-  // 400 for a missing Host (requireHostHeader), 417 for an unknown Expect (checkExpectation). Each gets our
+  // 417 for an unknown Expect (checkExpectation); a missing Host is ours to refuse. Each gets our
   // nameless headers here (node 20 and 24 have no other answer of their own), or no answer at all.
   const server = (onRequest: http.RequestListener, forced: typeof UF0) =>
     http.createServer({ requireHostHeader: false }, onRequest).setTimeout(t.browser)
@@ -885,17 +905,19 @@ export async function startProxy(o: ProxyOpts) {
     if (req.headers['content-length']) pipeline(req, out, () => {})
     else out.end()
   }
-  /** A request to the server through the bridge; `fail` answers the browser when the server does not: no head
-   * within t.upstream of the request's arrival (a wait for a socket included), or an error. */
-  type Fail = (status: number, why: string) => void
-  function toServer(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, fail: Fail) {
+  type Answer = (status: number, why: string) => void
+  /** A request to the server through the bridge; `answer` tells the browser when the server does not: no
+   * head within t.upstream of the request's arrival (a wait for a socket included), or an error. Both may
+   * come (the timer's destroy() raises 'error'): deny and answerRaw answer once, then do nothing. */
+  function toServer(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, answer: Answer) {
     const out = http.request({ ...upstream, method: req.method, path: req.url, headers })
     const late = setTimeout(() => {
-      fail(504, 'the Pernosco server did not answer in time')
+      answer(504, 'the Pernosco server did not answer in time')
       out.destroy()
     }, t.upstream)
-    out.on('error', () => fail(502, 'the Pernosco server did not answer'))
-    out.on('response', () => clearTimeout(late)).on('close', () => clearTimeout(late)) // after a 101 too
+    out.on('error', () => answer(502, 'the Pernosco server did not answer'))
+    // node's client emits 'close' right after 'upgrade' too (its _http_client.js, node 20 and 24)
+    out.on('response', () => clearTimeout(late)).on('close', () => clearTimeout(late))
     return out
   }
   /** The server's answer, framed anew by node's ServerResponse under our headers. */
@@ -927,7 +949,7 @@ export async function startProxy(o: ProxyOpts) {
     // cookie) must reach neither the server nor the tunnel.
     if (head.length) return refuse(400, 'nothing may follow an upgrade request before its answer')
     if (sock.destroyed) return // reset before node gave it to us: its 'close' has been and gone
-    // A browser sends nothing before the 101; reading shows when it leaves (node's sockets are half-open).
+    // Reading also shows when the browser leaves (node's sockets are half-open).
     const early = () => sock.destroy()
     sock.on('data', early).on('end', () => sock.destroy())
     const headers = { ...requestHeaders(req), connection: 'Upgrade', upgrade: 'websocket' }

@@ -418,17 +418,27 @@ test('help, per-command help, version, NO_COLOR', async () => {
   assert.equal(f.err[0], 'pernosco: unknown command "nope"; see --help', 'no escape codes')
 })
 
-test('runtime default: podman when on PATH, else docker', async () => {
+/** As root, sudo's 1000 (or config.user) runs the hard-link check and the clean-up (issue 27): a trace that
+ * user owns and can reach. Only root can make one, and only root's spawn can become that user. */
+const usersTrace = (uid = 1000) => {
+  const t = traceDir()
+  spawnSync('chown', ['-R', `${uid}:${uid}`, t])
+  fs.chmodSync(path.dirname(t), 0o711)
+  return t
+}
+const ROOT_ONLY = process.getuid!() !== 0 && 'needs root (the checks as root run as the containers\' user)'
+
+test('runtime default: podman when on PATH, else docker', { skip: ROOT_ONLY }, async () => {
   const f = fakeSys({ path: ['docker'] })
   await main(['only-build', traceDir()], f.sys)
   assert.equal(f.calls[0][0], 'docker')
   const g = fakeSys({ path: ['podman', 'docker'], uid: 0 })
-  await main(['only-build', traceDir()], g.sys)
+  await main(['only-build', usersTrace()], g.sys)
   assert.equal(g.calls[0][0], 'podman')
   assert.ok(g.calls[1].includes('--user') && g.calls[1].includes('1000:1000'), 'root through sudo: rootful podman runs as SUDO_UID:SUDO_GID')
 })
 
-test('root: containers never run as uid 0; config.user, else the user sudo came from, else a clear refusal (issue 16)', async () => {
+test('root: containers never run as uid 0; config.user, else the user sudo came from, else a clear refusal (issue 16)', { skip: ROOT_ONLY }, async () => {
   const ours = () => fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-'))
   const before = ours()
   for (const rt of ['podman', 'docker']) {
@@ -449,7 +459,7 @@ test('root: containers never run as uid 0; config.user, else the user sudo came 
       '--env', 'HOME=/tmp', '--mount', `type=bind,src=${t},dst=/trace,${rt === 'podman' ? 'bind-nonrecursive,nosuid,nodev' : 'bind-nonrecursive=true'}`,
       '--mount', `type=bind,src=${t}/pernosco-given-to-builder,dst=/trace/pernosco-given-to-builder,${rt === 'podman' ? 'bind-nonrecursive,nosuid,nodev' : 'bind-nonrecursive=true'},readonly`,
       '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9', 'on-prem', '/trace']
-    const h = fakeSys({ uid: 0 }), th = traceDir() // config.user wins over sudo's
+    const h = fakeSys({ uid: 0 }), th = usersTrace(4242) // config.user wins over sudo's
     assert.equal(await main(['only-build', th, '--runtime', rt, '--config', cfg], h.sys), 0)
     assert.deepEqual(h.calls[1], whole(h.calls[1], th, '--user 4242:4343'))
     const u = fakeSys({ uid: 1000 }), tu = traceDir() // not root: always you, config.user ignored
@@ -720,12 +730,18 @@ test('the trace after the builder: links out, devices/FIFOs/sockets, other owner
   fs.symlinkSync('.', path.join(t, 'd')); fs.symlinkSync('d/..', path.join(t, 'up1')); fs.symlinkSync('up1/..', path.join(t, 'up2'))
   fs.symlinkSync('up2/etc/passwd', path.join(t, 'chain'))
   fs.writeFileSync(path.join(t, 'ww'), '', { mode: 0o666 }); fs.chmodSync(path.join(t, 'ww'), 0o666)
-  fs.mkdirSync(path.join(t, 'locked')); assert.equal(spawnSync('mkfifo', [path.join(t, 'locked/fifo2')]).status, 0); fs.chmodSync(path.join(t, 'locked'), 0)
   // All of it the containers' user's (sudo's 1000), who runs the clean-up (issue 27: root never acts by name in it).
   spawnSync('chown', ['-hR', '1000:1000', t]); fs.chmodSync(path.dirname(t), 0o711); fs.chownSync(path.join(t, 'theirs'), 4242, 4242)
   fs.chmodSync(path.join(t, 'sub/suid'), 0o4755); fs.chmodSync(path.join(t, 'sgid'), 0o2644); fs.chmodSync(path.join(t, 'setgid-dir'), 0o2755)
-  fs.chmodSync(t, 0o777)
-  const f = fakeSys({ uid: 0 })
+  // While the "builder" runs (after the hard-link check, which an unreadable directory would stop): a directory
+  // it locked, with a FIFO in it, and the trace opened to all.
+  const f = fakeSys({ uid: 0, answer: a => {
+    if (a[1] !== 'start') return undefined
+    fs.mkdirSync(path.join(t, 'locked')); assert.equal(spawnSync('mkfifo', [path.join(t, 'locked/fifo2')]).status, 0)
+    spawnSync('chown', ['-hR', '1000:1000', path.join(t, 'locked')]); fs.chmodSync(path.join(t, 'locked'), 0)
+    fs.chmodSync(t, 0o777)
+    return { code: 0, out: '' }
+  } })
   assert.equal(await main(['only-build', t, '--runtime', 'podman'], f.sys), 0)
   sock.close()
   const left = (p: string) => fs.lstatSync(path.join(t, p), { throwIfNoEntry: false })

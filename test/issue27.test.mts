@@ -17,7 +17,7 @@ test('finding 1: the builder is never given a trace with a hard link (rr\'s mmap
   for (const args of [['only-build', t], ['build', t, '--skip-rr']]) {
     const f = fakeSys()
     assert.equal(await main([...args, '--runtime', 'podman'], f.sys), 2, args.join(' '))
-    assert.deepEqual(f.err, [`pernosco: ${t}/mmap_hardlink_3_prog has another name (a hard link): the builder could write your file through it. rr's own go with \`rr pack ${t}\` (build runs it); remove one made inside the trace`])
+    assert.deepEqual(f.err, [`pernosco: "${t}/mmap_hardlink_3_prog" has another name (a hard link): the builder could write your file through it. rr's own go with \`rr pack ${t}\` (build runs it); remove one made inside the trace`])
     assert.deepEqual(f.calls.filter(c => c[1] === 'create'), [], 'no container')
   }
   // control: once rr pack has replaced it with a copy, the build goes on

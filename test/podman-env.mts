@@ -35,6 +35,8 @@ export function podmanEnv(): NodeJS.ProcessEnv {
   if (!fs.existsSync(conf)) {
     fs.writeFileSync(conf, '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n')
     fs.mkdirSync(bin); fs.copyFileSync(path.join(ROOT, 'test/fixtures/rr'), path.join(bin, 'rr')); fs.chmodSync(path.join(bin, 'rr'), 0o755)
+    // As root, rr runs as the containers' user (issue 27): it must reach the stand-in and write its log.
+    fs.chmodSync(confDir, 0o755); fs.writeFileSync(path.join(confDir, 'rr.log'), ''); fs.chmodSync(path.join(confDir, 'rr.log'), 0o666)
   }
   return { ...process.env, CONTAINERS_CONF: conf, PATH: `${bin}:${process.env.PATH}`, RR_STANDIN_LOG: path.join(confDir, 'rr.log'), NO_COLOR: '1' }
 }

@@ -70,7 +70,7 @@ test('package-build: each listed file lands in the builder\'s layout, read-only;
   assert.equal(fs.statSync(path.join(t, 'debug/.build-id/bb/22.sup')).mode & 0o7777, 0o444, 'no setuid, no write')
   assert.deepEqual(fs.readdirSync(path.join(t, 'debug/.build-id')).sort(), ['aa', 'bb'], 'the FIFO and the device not copied')
   assert.ok(!fs.existsSync(path.join(t, 'sources')), 'no --copy-sources: no sources')
-  const not = (p: string) => `pernosco: ${p}: missing or not a regular file, not copied`
+  const not = (p: string) => `pernosco: ${JSON.stringify(p)}: missing or not a regular file, not copied`
   assert.deepEqual(f.err.sort(), [not(`${dir}/fifo`), not(`${dir}/gone.dwo`), not('/dev/zero')].sort())
   // a second run replaces each copy in place
   fs.writeFileSync(path.join(dir, 'lib.debug'), ELF('newer'))
@@ -119,7 +119,7 @@ test('--copy-sources: the sources under DIR land at sources/PATH, and serve then
   assert.equal(fs.readFileSync(path.join(src, 'proj/sub/u.h'), 'utf8'), '#pragma once')
   assert.deepEqual(fs.readdirSync(src).sort(), ['proj'], 'nothing outside DIR, no `..` way out')
   assert.deepEqual(fs.readdirSync(path.join(src, 'proj')).sort(), ['main.c', 'sub'], 'the FIFO is not copied')
-  assert.deepEqual(f.err, [`pernosco: ${dir}/proj/fifo.c: missing or not a regular file, not copied`])
+  assert.deepEqual(f.err, [`pernosco: ${JSON.stringify(`${dir}/proj/fifo.c`)}: missing or not a regular file, not copied`])
   const g = fakeSys()
   assert.equal(await main(['serve', t, '--dry-run', '--runtime', 'podman'], g.sys), 0)
   const create = g.out.find(l => l.startsWith('podman create'))!
@@ -173,15 +173,21 @@ test('issue 27: ids that are not hex or decimal never name a file: a build-id `.
 test('issue 27: as root, package-build copies only what the containers\' user may read (cat runs as that user, no supplementary group), never root\'s files', { skip: process.getuid!() !== 0 && 'needs root' }, async () => {
   const t = traceDir(), d = tmpdir()
   spawnSync('chown', ['-R', '1000:1000', t]); fs.chmodSync(d, 0o755)
-  fs.writeFileSync(path.join(d, 'shadow'), 'root:secret\n', { mode: 0o600 }) // root's, like /etc/shadow
-  fs.writeFileSync(path.join(d, 'group-only'), 'disk group\n', { mode: 0o640 }); fs.chownSync(path.join(d, 'group-only'), 0, 6) // group disk
-  fs.writeFileSync(path.join(d, 'public.dwo'), 'dwo\n', { mode: 0o644 })
-  const f = fakeSys({ uid: 0, answer: a => (a[1] === 'sources' ? { code: 0, out: JSON.stringify({ dwos: [
-    { name: 'shadow', comp_dir: d, build_id: 'aa', id: 1 }, { name: 'group-only', comp_dir: d, build_id: 'aa', id: 2 }, { name: 'public.dwo', comp_dir: d, build_id: 'aa', id: 3 }] }) } : undefined) })
+  fs.writeFileSync(path.join(d, 'shadow'), ELF('root:secret'), { mode: 0o600 }) // root's, like /etc/shadow
+  fs.writeFileSync(path.join(d, 'group-only'), ELF('disk group'), { mode: 0o640 }); fs.chownSync(path.join(d, 'group-only'), 0, 6) // group disk
+  fs.writeFileSync(path.join(d, 'public.dwo'), ELF('dwo'), { mode: 0o644 })
+  fs.writeFileSync(path.join(d, 'key.dwo'), 'a key of yours, not ELF\n', { mode: 0o644 })
+  // rr itself runs as that user too (setpriv), so its answer is matched by what follows `rr`
+  const f = fakeSys({ uid: 0, answer: a => (a[a.indexOf('rr') + 1] === 'sources' ? { code: 0, out: JSON.stringify({ dwos: [
+    { name: 'shadow', comp_dir: d, build_id: 'aa', id: 1 }, { name: 'group-only', comp_dir: d, build_id: 'aa', id: 2 }, { name: 'public.dwo', comp_dir: d, build_id: 'aa', id: 3 },
+    { name: 'key.dwo', comp_dir: d, build_id: 'aa', id: 4 }, { name: 'rel.dwo', comp_dir: 'relative', build_id: 'aa', id: 5 }] }) } : undefined) })
   assert.equal(await main(['package-build', t], f.sys), 0)
-  assert.equal(fs.readFileSync(path.join(t, 'debug/.dwo/0000000000000003.dwo'), 'utf8'), 'dwo\n')
+  assert.deepEqual(f.calls.map(c => c.join(' ')), ['pack', 'sources'].map(c => `setpriv --reuid=1000 --regid=1000 --clear-groups -- rr ${c} ${t}`), 'rr as that user')
+  assert.equal(fs.readFileSync(path.join(t, 'debug/.dwo/0000000000000003.dwo'), 'latin1'), '\x7fELFdwo')
   assert.deepEqual(fs.readdirSync(path.join(t, 'debug/.dwo')), ['0000000000000003.dwo'], 'root\'s and group disk\'s files are not copied, and no temp file is left')
-  assert.deepEqual(f.err.map(l => l.replace(/: cat: .*/, '')), [`pernosco: ${d}/shadow: not copied`, `pernosco: ${d}/group-only: not copied`])
+  // (and, found by the attack on these fixes: what is not ELF, or a relative name read from where you stand)
+  assert.deepEqual(f.err.map(l => l.replace(/: cat: .*/, '')), [`pernosco: "${d}/shadow": not copied`, `pernosco: "${d}/group-only": not copied`,
+    `pernosco: "${d}/key.dwo": not copied: not ELF`, 'pernosco: "relative/rel.dwo": missing or not a regular file, not copied'])
   assert.match(f.err[0], /Permission denied/)
   const st = fs.statSync(path.join(t, 'debug/.dwo/0000000000000003.dwo'))
   assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1000, 1000, 0o444])
@@ -225,7 +231,7 @@ test('issue 27 (the attack on its fixes): package-build never copies the kernel\
     delete process.env.PMTS_PROBE_SECRET
   }
   assert.ok(!fs.existsSync(path.join(t, 'debug')), 'nothing copied')
-  assert.deepEqual(f.err, ['/proc/self/environ', `${d}/env.debug`, '/sys/kernel/mm/transparent_hugepage/enabled'].map(p => `pernosco: ${p}: missing or not a regular file, not copied`))
+  assert.deepEqual(f.err, ['/proc/self/environ', `${d}/env.debug`, '/sys/kernel/mm/transparent_hugepage/enabled'].map(p => `pernosco: ${JSON.stringify(p)}: missing or not a regular file, not copied`))
   const g = fakeSys({ answer: a => (a[1] === 'sources' ? { code: 0, out: '{"external_debug_info":[{"path":"/etc/hostname","build_id":"cd","type":"__proto__"}]}' } : undefined) })
   assert.equal(await main(['package-build', traceDir()], g.sys), 2)
   assert.deepEqual(g.err, ['pernosco: rr sources: unknown debug info type "__proto__"'])
