@@ -663,8 +663,8 @@ export function debugCopies(json: string, copySources: string[], exists = isFile
 const isFile = (p: string) => attempt(() => fs.statSync(p).isFile()) ?? false
 /** `from` into the trace at `to`: each directory on the way made or checked by entry() (no link followed),
  * the data copied to a new name (O_EXCL) and renamed over whatever is at `to`; a directory there goes.
- * `cat` reads it as you; as root, as `owner` (the containers' user) with no supplementary group (spawn
- * sets the uid and gid and drops the groups): never what only root may read. */
+ * `cat` reads it as you; as root, as the containers' user (asUser; `owner`, the same, owns what we make):
+ * never what only root may read. */
 function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: number[]) {
   if (r.dry) return r.sys.out(`# would copy ${from} to ${path.join(trace, to)}`)
   const missing = `pernosco: ${JSON.stringify(from)}: missing or not a regular file, not copied`
@@ -685,8 +685,7 @@ function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: num
   const tmp = path.join(dir, `.pernosco-${crypto.randomBytes(6).toString('hex')}`)
   const fd = fs.openSync(tmp, 'wx+', 0o444)
   if (owner) fs.fchownSync(fd, owner[0], owner[1])
-  const as = owner ? { uid: owner[0], gid: owner[1] } : {}
-  const cat = spawnSync('cat', ['--', real], { stdio: ['ignore', fd, 'pipe'], env: {}, ...as })
+  const cat = spawnSync('cat', ['--', real], { stdio: ['ignore', fd, 'pipe'], env: {}, ...asUser(r) })
   // Debug info is ELF: whatever else a binary names (a key of yours, say) never lands in the trace.
   const magic = Buffer.alloc(4)
   fs.readSync(fd, magic, 0, 4, 0)
