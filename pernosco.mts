@@ -143,19 +143,20 @@ export class UserError extends Error {}
 function fail(msg: string): never {
   throw new UserError(msg)
 }
-/** f's value, or undefined where it throws (a missing file, text that is not JSON). */
-function attempt<T>(f: () => T): T | undefined {
+/** f's value, or where it throws `or`'s for the error (default undefined: a missing file, text not JSON). */
+function attempt<T>(f: () => T, or = (_: Error): T | undefined => undefined): T | undefined {
   try {
     return f()
-  } catch {
-    return undefined
+  } catch (e) {
+    return or(e as Error)
   }
 }
 /** `--mount` is CSV: a comma, quote, = or : in a path could add mount options; so could a control char. */
 const MOUNT_UNSAFE = /[,"=:\x00-\x1f\x7f]/
 /** An existing directory, resolved with realpath, with no character that could alter mount options. */
 export function checkDir(p: string, what: string): string {
-  if (!path.isAbsolute(p)) fail(`${what}: ${JSON.stringify(p)} is relative; give an absolute path`)
+  const tilde = p.startsWith('~') ? ' (only an unquoted ~ is your home: the shell expands it)' : ''
+  if (!path.isAbsolute(p)) fail(`${what}: ${JSON.stringify(p)} is relative${tilde}; give an absolute path`)
   const real = attempt(() => fs.realpathSync.native(p)) ?? fail(`${what}: ${p} does not exist`)
   if (!fs.statSync(real).isDirectory()) fail(`${what}: ${real} is not a directory`)
   if (MOUNT_UNSAFE.test(real)) {
@@ -172,15 +173,24 @@ export function checkInt(v: string | undefined, what: string, lo: number, hi: nu
 const SCHEMA = JSON.parse(fs.readFileSync(path.join(path.dirname(SELF), 'schema.json'), 'utf8'))
 // validateSchema off: checking schema.json against the JSON Schema meta-schema (test/argv.test.mts does it)
 // compiled the meta-schema on every start, ~40 ms. Strict mode still rejects unknown keywords here.
-const validate = new Ajv({ useDefaults: true, validateSchema: false }).compile(SCHEMA)
-/** Parse and validate a config file's text; defaults come from schema.json. */
+// verbose: an error carries its schema, whose description says what is allowed.
+const validate = new Ajv({ useDefaults: true, validateSchema: false, verbose: true }).compile(SCHEMA)
+/** Parse and validate a config file's text; defaults come from schema.json. An error names the field and
+ * what it allows: the schema's description and values, or for an unknown key the known one it resembles. */
 export function parseConfig(text: string, file: string): Config {
-  const cfg: unknown = attempt(() => JSON.parse(text)) ?? fail(`config ${file}: not JSON`)
+  const cfg: unknown = attempt(() => JSON.parse(text), e => fail(`config ${file}: not JSON: ${e.message}`))
   if (validate(cfg)) return cfg as Config
   const e = validate.errors![0]
-  const extra = (e.params as { additionalProperty?: string }).additionalProperty
-  const field = extra ? `: ${JSON.stringify(extra)}` : ''
-  return fail(`config ${file}: ${e.instancePath || '/'} ${e.message}${field}`)
+  const { additionalProperty: extra, allowedValues } = e.params as { additionalProperty?: string
+    allowedValues?: string[] }
+  const known = Object.keys(e.parentSchema?.properties ?? {})
+  const near = known.find(k => k.slice(0, 3).toLowerCase() === extra?.slice(0, 3).toLowerCase())
+  const maybe = near ? `; did you mean ${JSON.stringify(near)}?` : `; known: ${known.join(', ')}`
+  const why = extra ? `: ${JSON.stringify(extra)}${maybe}` : ` (${e.parentSchema?.description})`
+  // A pattern in the message says less than the description's example does.
+  const what = e.keyword === 'pattern' ? `${JSON.stringify(e.data)} is not allowed` : e.message
+  const values = allowedValues ? `: ${allowedValues.join(' or ')}` : ''
+  return fail(`config ${file}: ${e.instancePath || '/'} ${what}${values}${why}`)
 }
 
 // ---- Builders: pure functions from (ctx, options) to argv arrays. ----
@@ -388,11 +398,14 @@ async function inspectImage(r: Run, ref: string): Promise<Image | undefined> {
 /** The local image for a reference; a pinned digest must be exactly this image's. We never pull: images
  * come only from your own `pull` or `load`, with the runtime's credentials. */
 async function resolveImage(r: Run, ref: string): Promise<Image> {
+  const missing = !r.dry && !onPath(r.sys.env, r.rt)
+  if (missing) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
   const pin = /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1]
   let img = await inspectImage(r, ref)
   // After `podman load`, a pinned reference may match only the image ID.
   if (!img && pin && !r.dry) img = await inspectImage(r, pin)
-  if (!img && !r.dry) fail(`image ${ref} is not here: \`${r.rt} pull ${ref}\` (or load it, README)`)
+  const how = 'they come with its on-premises licence: README, "Where the images come from"'
+  if (!img && !r.dry) fail(`image ${ref} is not here: \`${r.rt} pull ${ref}\` or load it (${how})`)
   const all = [img?.Digest, ...img?.RepoDigests ?? [], img?.Id]
   const ids = all.map(d => `sha256:${String(d).split(':').at(-1)}`)
   if (pin && img && !ids.includes(pin)) fail(`image ${ref} is ${ids.at(-1)} here, not ${pin}: refused`)
@@ -491,8 +504,6 @@ type During = (name: string, c: Ctx) => Promise<() => void>
  * the watchdog for a death no code of ours sees. */
 async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx) => string[],
   during?: During) {
-  const missing = !r.dry && !onPath(r.sys.env, r.rt)
-  if (missing) fail(`${r.rt} is not on PATH: install it, or choose the other with --runtime`)
   const img = await resolveImage(r, image)
   const [uid, gid] = runAs(r)
   const name = `pernosco-${kind}-${crypto.randomBytes(6).toString('hex')}`
@@ -697,8 +708,9 @@ function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: num
   r.sys.err(`pernosco: ${JSON.stringify(from)}: not copied: ${why}`, 'yellow')
 }
 /** rr pack, then what the builder expects beside the trace: the host's libthread_db.so, what `rr sources`
- * lists (debugCopies; printed, not run, in a dry run), sources.fallback. */
-async function packageBuild(r: Run, trace: string): Promise<number> {
+ * lists (debugCopies; printed, not run, in a dry run), sources.fallback. `build`: what would stop the builder
+ * stops it before rr pack changes the trace. */
+async function packageBuild(r: Run, trace: string, build = false): Promise<number> {
   const pack = !r.o['skip-rr']
   // A builder may have rewritten the trace's binaries, which name what `rr sources` lists (debugCopies),
   // and may still be at work in it: package-build never touches a trace a builder was given.
@@ -711,6 +723,8 @@ async function packageBuild(r: Run, trace: string): Promise<number> {
   if (noRr) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
   const copy = [r.o['copy-sources'] ?? []].flat().map(d => checkDir(d, '--copy-sources'))
   if (copy.length && !pack) fail('--copy-sources copies what `rr sources` lists: drop --skip-rr')
+  if (build) builderEnv(r) // its options are checked before anything runs, as are both images
+  for (const image of build ? [r.cfg.images.builder, r.cfg.images.server] : []) await resolveImage(r, image)
   // rr reads and copies what the trace names: as root, as the containers' user (setpriv: no group kept).
   const as = owner ? ['setpriv', `--reuid=${owner[0]}`, `--regid=${owner[1]}`, '--clear-groups', '--'] : []
   const packed = pack ? await exec(r, [...as, 'rr', 'pack', trace], false, chalk.dim('rr pack |')) : undefined
@@ -735,6 +749,7 @@ function writeNew(r: Run, file: string, text: string) {
   if (r.sys.uid === 0) fs.fchownSync(fd, ...runAs(r))
   fs.writeSync(fd, text)
   fs.closeSync(fd)
+  return true
 }
 
 // ---- Proxy: the only way in to the server; it forces the browser-side policy. ----
@@ -855,7 +870,7 @@ export async function startProxy(o: ProxyOpts) {
   const safe = (req: http.IncomingMessage) => ['GET', 'HEAD'].includes(req.method!) && !req.headers.upgrade
   /** The UI port's checks, in order: the first that fails answers, and nothing reaches the server. */
   const UI_CHECKS: [status: number, why: string, ok: (req: http.IncomingMessage) => boolean][] = [
-    [403, 'bad Host', req => hostOk(req, up)], // DNS rebinding: only our name
+    [403, 'bad Host: open the URL that `serve` printed', req => hostOk(req, up)], // DNS rebinding
     [401, 'open the URL that `serve` printed', authed], // other local users, other web pages
     [403, 'bad Origin', req => safe(req) || req.headers.origin === U], // cross-site writes and WebSockets
     [403, 'no service workers', req => !req.headers['service-worker']], // one would outlive the session
@@ -870,7 +885,7 @@ export async function startProxy(o: ProxyOpts) {
     res.end(why + '\n')
   }
   function onShell(req: http.IncomingMessage, res: http.ServerResponse) {
-    if (!hostOk(req, sp)) return deny(res, 403, 'bad Host', SF0)
+    if (!hostOk(req, sp)) return deny(res, 403, 'bad Host: open the URL that `serve` printed', SF0)
     const [where, query] = req.url!.split(/\?(.*)/s) // no URL parsing: `//` or `//[` must not throw
     if (where !== '/' || req.method !== 'GET') return deny(res, 404, 'not found', SF0)
     if (sameToken(new URLSearchParams(query).get('token') ?? undefined, token)) {
@@ -1033,12 +1048,16 @@ export const GIVEN = 'pernosco-given-to-builder'
 /** What serve looks for: written by us once the builder exited 0 (its own files are not ours to know, nor
  * to read: one could be a FIFO); removed before each build, so an interrupted one is not taken for built. */
 export const BUILT = 'pernosco-built'
+/** The builder's variables, from build's options. */
+function builderEnv(r: Run) {
+  const level = checkInt(r.o['compression-level'], '--compression-level', 1, 22)?.toString()
+  const log = r.o['builder-rr-log']
+  return { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
+}
 /** only-build: the db builder on the trace, then the trace's clean-up. */
 async function onlyBuild(r: Run) {
   const trace = traceArg(r)
-  const level = checkInt(r.o['compression-level'], '--compression-level', 1, 22)?.toString()
-  const log = r.o['builder-rr-log']
-  const env = { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
+  const env = builderEnv(r)
   const argv = (c: Ctx) => builderArgv(c, trace, r.o['--'] ?? [], env)
   if (!r.dry) noHardLinks(r, trace)
   const given = entry(trace, GIVEN)
@@ -1053,7 +1072,8 @@ async function onlyBuild(r: Run) {
   // Ours, once the builder has ended and a clean-up passed: unlink (never recursive, never through a link)
   // what it put at the name, then writeNew. A directory there stays, and serve refuses it.
   attempt(() => fs.unlinkSync(mark))
-  if (!code && clean) attempt(() => writeNew(r, mark, `${r.cfg.images.builder}\n`))
+  const built = !code && clean && attempt(() => writeNew(r, mark, `${r.cfg.images.builder}\n`))
+  if (built) r.sys.out(`Built: ${trace} holds its Pernosco database; next: serve ${quote([trace])}`)
   return code
 }
 /** --sources DIR or FROM=TO: FROM is where the trace expects sources, TO where they are on this host. */
@@ -1079,7 +1099,7 @@ async function serve(r: Run): Promise<number> {
   const busy = held && await listen(held, { path: `\0pernosco-${digest(storage!).toString('hex')}` })
   if (busy) fail(`--storage ${storage} is in use by another serve (one at a time)`)
   const sources = [r.o.sources ?? []].flat().map(source)
-  const port = checkInt(r.o.tunnel, '--tunnel', 1, 65534) ?? 0
+  const port = checkInt(r.o.tunnel, '--tunnel', 1024, 65534) ?? 0
   // A name of this serve's own: browsers resolve *.localhost to loopback without DNS (RFC 6761 6.3).
   const name = `pernosco-${crypto.randomBytes(5).toString('hex')}.localhost`
   let died = false
@@ -1117,7 +1137,9 @@ async function serve(r: Run): Promise<number> {
     for (let i = 0; i < 3000 && !r.ended && !await answers(socketPath); i++) await sleep(10)
     const [a, b] = port ? [port, port + 1] : [8080, 8081]
     const ssh = `ssh -L ${a}:127.0.0.1:${a} -L ${b}:127.0.0.1:${b} THIS-HOST, and serve --tunnel ${a}`
+    const browsers = 'Chromium 152 or later shows the UI; Firefox with WebRTC off (README, Browsers)'
     if (!r.ended) r.sys.out(`Pernosco is ready: open ${proxy.url}\n(from another machine: ${ssh})`)
+    if (!r.ended) r.sys.out(`${browsers}. Ctrl-C stops it.`)
     return () => {
       proxy.close()
       bridge.close()
@@ -1160,32 +1182,54 @@ const answers = (socketPath: string) => new Promise<boolean>(ok => {
 })
 
 // ---- CLI ----
-interface Command { usage: string; string?: string[]; boolean?: string[]; run(r: Run): Promise<number> }
-const BUILD_OPTS = ['compression-level', 'builder-rr-log']
-const BUILD_USAGE = '[--compression-level 1..22] [--builder-rr-log SPEC] [-- BUILDER ARGS]'
-const PACKAGE_USAGE = '[--skip-rr] [--copy-sources DIR]...'
-export const COMMANDS: Record<string, Command> = {
-  record: { usage: 'record [--output DIR] [--container IMAGE] -- CMD ARGS...   rr record, here or in IMAGE',
-    string: ['output', 'container'], run: record },
-  build: { usage: `build [TRACE] ${PACKAGE_USAGE} ${BUILD_USAGE}   package-build, then only-build`,
-    string: [...BUILD_OPTS, 'copy-sources'], boolean: ['skip-rr'],
-    run: async r => (await packageBuild(r, traceArg(r))) || onlyBuild(r) },
-  'package-build': { usage: `package-build [TRACE] ${PACKAGE_USAGE}   rr pack; what rr sources lists, `
-    + 'libthread_db.so, sources.fallback', string: ['copy-sources'], boolean: ['skip-rr'],
-    run: r => packageBuild(r, traceArg(r)) },
-  serve: { usage: 'serve [TRACE] [--storage DIR] [--sources DIR | --sources FROM=TO]... [--tunnel PORT] '
-    + '[--allow-webrtc-leak]   the app server, behind our proxy on loopback',
-    string: ['storage', 'sources', 'tunnel'], boolean: ['allow-webrtc-leak'], run: serve },
-  'only-build': { usage: `only-build [TRACE] ${BUILD_USAGE}   run the db builder container`,
-    string: BUILD_OPTS, run: onlyBuild },
+/** Every option: its argument ('' for a switch) and what it does, with its default; --help prints them. */
+const OPTIONS: Record<string, [arg: string, help: string]> = {
+  output: ['DIR', "where rr writes the trace (default: rr's own, $_RR_TRACE_DIR or ~/.local/share/rr)"],
+  container: ['IMAGE', 'record inside IMAGE, an image of yours with rr in it (default: on this host)'],
+  'skip-rr': ['', 'run neither rr pack nor rr sources (a trace that was packed already)'],
+  'copy-sources': ['DIR', 'copy the sources under DIR that `rr sources` lists into the trace (repeatable)'],
+  'compression-level': ['N', "the builder's zstd level, 1 to 22 (default: the builder's own)"],
+  'builder-rr-log': ['SPEC', "the builder's RR_LOG, logged to TRACE/rr.log (default: none)"],
+  storage: ['DIR', 'where the UI keeps your notes, made 0700 if missing (default: none, nothing kept)'],
+  sources: ['DIR|FROM=TO', 'sources the UI shows, read-only; TO shown as FROM (repeatable; default: none)'],
+  tunnel: ['PORT', 'listen on PORT and PORT+1, 1024 to 65534, for ssh -L (default: two free ports)'],
+  'allow-webrtc-leak': ['', 'show the UI in a browser whose WebRTC is on: it could reach other hosts'],
+  runtime: ['podman|docker', "default: the config's runtime, else podman if on PATH, else docker"],
+  config: ['FILE', 'a JSON config, see schema.json (default: ./pernosco.json if there, else defaults)'],
+  'dry-run': ['', 'print every command it would run, run nothing'],
+  x: ['', 'echo each command before it runs'],
+  help: ['', 'this text; COMMAND --help: that command alone'],
+  version: ['', 'the version'],
 }
-const GLOBAL = { string: ['runtime', 'config'], boolean: ['dry-run', 'x', 'help', 'version'] }
-const GLOBAL_USAGE = 'Global options: --runtime podman|docker  --config FILE  '
-  + '--dry-run (print commands, run nothing)  -x (echo)  --help  --version'
+const GLOBAL = ['runtime', 'config', 'dry-run', 'x', 'help', 'version']
+const BUILD = ['compression-level', 'builder-rr-log']
+interface Command {
+  args: string; options: string[]; what: string; example: string; run(r: Run): Promise<number>
+}
+export const COMMANDS: Record<string, Command> = {
+  record: { args: '[options] -- CMD ARGS...', options: ['output', 'container'], run: record,
+    what: 'rr record CMD, here or in IMAGE', example: 'record -- ./my-test --gtest_filter=Crash' },
+  build: { args: '[TRACE] [options] [-- BUILDER ARGS]', options: ['skip-rr', 'copy-sources', ...BUILD],
+    what: "package-build, then only-build; TRACE: rr's latest-trace if not given", example: 'build ~/.local/share/rr/my-test-0',
+    run: async r => (await packageBuild(r, traceArg(r), true)) || onlyBuild(r) },
+  'package-build': { args: '[TRACE] [options]', options: ['skip-rr', 'copy-sources'],
+    what: 'rr pack; copy in what rr sources lists, libthread_db.so, sources.fallback',
+    example: 'package-build --copy-sources ~/src', run: r => packageBuild(r, traceArg(r)) },
+  'only-build': { args: '[TRACE] [options] [-- BUILDER ARGS]', options: BUILD, run: onlyBuild,
+    what: 'run the db builder container on a packaged trace', example: 'only-build --compression-level 9' },
+  serve: { args: '[TRACE] [options]', options: ['storage', 'sources', 'tunnel', 'allow-webrtc-leak'],
+    what: 'the app server, behind our proxy on loopback', run: serve,
+    example: 'serve --sources ~/src --storage ~/pernosco-notes' },
+}
+/** `--help`: the commands; `COMMAND --help`: that one, each option with its default, and an example. */
 function usage(cmd?: string): string {
-  const cmds = cmd ? [COMMANDS[cmd]] : Object.values(COMMANDS)
-  const lines = cmds.map(c => '  ' + c.usage.replace(/ {3}/, '\n      '))
-  return ['Usage: pernosco.mts COMMAND [options]', ...lines, GLOBAL_USAGE].join('\n')
+  const opt = (k: string) => `  ${k.length > 1 ? '--' : '-'}${k} ${OPTIONS[k][0]}`.padEnd(32) + OPTIONS[k][1]
+  const names = cmd ? [cmd] : Object.keys(COMMANDS)
+  const synopses = names.map(n => `  ${n} ${COMMANDS[n].args}\n      ${COMMANDS[n].what}`)
+  const example = cmd ? COMMANDS[cmd].example : 'record -- ./my-test, then build, then serve'
+  const own = cmd ? ['Options:', ...COMMANDS[cmd].options.map(opt)] : []
+  return ['Usage: pernosco.mts COMMAND [options]', ...synopses, ...own, 'Global options:', ...GLOBAL.map(opt),
+    `Example: pernosco.mts ${example}`].join('\n')
 }
 /** The command is the first word that is not a global option's value. */
 const commandName = (args: string[]) =>
@@ -1194,8 +1238,9 @@ const commandName = (args: string[]) =>
  * `--` stays apart (o['--']): the command to record, or the builder's own arguments. */
 function parse(args: string[]): minimist.ParsedArgs {
   const cmd = COMMANDS[commandName(args)]
-  const o = minimist(args, { string: [...GLOBAL.string, ...cmd?.string ?? []], '--': true,
-    boolean: [...GLOBAL.boolean, ...cmd?.boolean ?? []],
+  const all = [...GLOBAL, ...cmd?.options ?? []]
+  const o = minimist(args, { string: all.filter(k => OPTIONS[k][0]), '--': true,
+    boolean: all.filter(k => !OPTIONS[k][0]),
     unknown: a => (a.startsWith('-') ? fail(`unknown option ${a}; see --help`) : true) })
   const asked = cmd || o.help || o.version
   if (!asked && o._.length) fail(`unknown command ${JSON.stringify(o._[0])}; see --help`)
@@ -1209,7 +1254,8 @@ function parse(args: string[]): minimist.ParsedArgs {
 function loadConfig(sys: Sys, file: string | undefined): Config {
   const f = file ?? path.join(sys.cwd, 'pernosco.json')
   if (file === undefined && !fs.existsSync(f)) return parseConfig('{}', '(defaults)')
-  const cfg = parseConfig(attempt(() => fs.readFileSync(f, 'utf8')) ?? fail(`config ${f}: cannot read it`), f)
+  const unread = (e: Error) => fail(`config ${f}: cannot read it: ${e.message}`)
+  const cfg = parseConfig(attempt(() => fs.readFileSync(f, 'utf8'), unread)!, f)
   const limits = isDeepStrictEqual(cfg.limits, parseConfig('{}', '').limits) ? '' : JSON.stringify(cfg.limits)
   const relaxing = { capAdd: cfg.capAdd.join(), cgroupParent: cfg.cgroupParent, user: cfg.user, limits }
   const relaxed = Object.entries(relaxing).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join('; ')
@@ -1243,13 +1289,17 @@ function crashed(e: unknown) {
     fs.rmSync(dir, { recursive: true, force: true })
   }
   const why = String((e as Error)?.stack ?? e).replace(CONTROL, '')
-  process.stderr.write(`pernosco: internal error; its containers were removed: ${why}\n`)
-  process.exit(70)
+  // Deno without a permission: its message names the flag (README, "Use it in your own repository").
+  const deno = /^(NotCapable|PermissionDenied)\b/.test(why)
+  if (deno) process.stderr.write(`pernosco: Deno: ${why.split('\n')[0]}\n`)
+  else process.stderr.write(`pernosco: internal error; its containers were removed: ${why}\n`)
+  process.exit(deno ? 2 : 70)
 }
 // Run directly, or through a symlink to this file (SELF is the file's real path).
 const at = process.argv.findIndex((a, i) => i > 0 && i < 3 && attempt(() => fs.realpathSync(a)) === SELF)
 if (at > 0) {
   process.on('uncaughtException', crashed).on('unhandledRejection', crashed)
+  process.stdout.on('error', () => {}) // a reader that left (`--dry-run | head`) ends our output, not the run
   main(process.argv.slice(at + 1)).then(code => {
     process.exitCode = code
     setTimeout(() => process.exit(), 2000).unref() // a stuck socket or child never keeps us alive

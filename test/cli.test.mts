@@ -19,18 +19,24 @@ type Case = [string, string[], RegExp, ((t: string, d: string) => void)?, Parame
 const cfg = (json: string) => (_t: string, d: string) => fs.writeFileSync(path.join(d, 'c.json'), json)
 const mk = (name: string) => (_t: string, d: string) => fs.mkdirSync(path.join(d, name))
 const REJECTED: Case[] = [
-  ['config: unknown runtime', ['only-build', 'TRACE', '--config', 'CFG'], /config .*c\.json: \/runtime must be equal to one of the allowed values/, cfg('{"runtime":"lxc"}')],
-  ['config: unknown field', ['only-build', 'TRACE', '--config', 'CFG'], /: \/ must NOT have additional properties: "network"/, cfg('{"network":"host"}')],
+  ['config: unknown runtime', ['only-build', 'TRACE', '--config', 'CFG'], /config .*c\.json: \/runtime must be equal to one of the allowed values: podman or docker \(Container runtime\./, cfg('{"runtime":"lxc"}')],
+  ['config: unknown field', ['only-build', 'TRACE', '--config', 'CFG'], /: \/ must NOT have additional properties: "network"; known: \$schema, runtime, user, images, limits, cgroupParent, capAdd$/, cfg('{"network":"host"}')],
+  ['issue 29: config: an unknown key gets the known one it resembles', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits must NOT have additional properties: "memroy"; did you mean "memory"\?$/, cfg('{"limits":{"memroy":"8g"}}')],
+  ['issue 29: config: a size in capitals says the format', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/memory "16G" is not allowed \(Memory limit: a whole number with k, m or g \(lowercase\), e\.g\. 16g or 512m;/, cfg('{"limits":{"memory":"16G"}}')],
+  ['issue 29: config: a trailing comma says where', ['only-build', 'TRACE', '--config', 'CFG'], /c\.json: not JSON: .*position 20/, cfg('{"runtime":"podman",}')],
+  ['issue 29: config: unreadable says why', ['only-build', 'TRACE', '--config', 'DIR'], /config .*: cannot read it: EISDIR/],
+  ['issue 29: a quoted ~ is not your home', ['only-build', '~/trace'], /trace: "~\/trace" is relative \(only an unquoted ~ is your home: the shell expands it\); give an absolute path/],
+  ['issue 29: --tunnel 80 (a port only root may take) before anything runs', ['serve', 'TRACE', '--tunnel', '80'], /--tunnel must be an integer from 1024 to 65534, not "80"/],
   ['config: nested unknown field', ['only-build', 'TRACE', '--config', 'CFG'], /\/images must NOT have additional properties: "extra"/, cfg('{"images":{"extra":"x"}}')],
   ['config: empty image', ['only-build', 'TRACE', '--config', 'CFG'], /\/images\/builder must NOT have fewer than 1 characters/, cfg('{"images":{"builder":""}}')],
-  ['config: image with a space', ['only-build', 'TRACE', '--config', 'CFG'], /\/images\/server must match pattern/, cfg('{"images":{"server":"a b"}}')],
+  ['config: image with a space', ['only-build', 'TRACE', '--config', 'CFG'], /\/images\/server "a b" is not allowed \(The app server image .*: a lowercase image reference, e\.g\. /, cfg('{"images":{"server":"a b"}}')],
   ['config: pids not an integer', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/pids must be integer/, cfg('{"limits":{"pids":"many"}}')],
   ['config: pids too low', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/pids must be >= 16/, cfg('{"limits":{"pids":1}}')],
-  ['config: negative memory', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/memory must match pattern/, cfg('{"limits":{"memory":"-1"}}')],
+  ['config: negative memory', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/memory "-1" is not allowed \(Memory limit: /, cfg('{"limits":{"memory":"-1"}}')],
   ['config: zero cpus', ['only-build', 'TRACE', '--config', 'CFG'], /\/limits\/cpus must be > 0/, cfg('{"limits":{"cpus":0}}')],
-  ['config: lowercase capability', ['only-build', 'TRACE', '--config', 'CFG'], /\/capAdd\/0 must match pattern/, cfg('{"capAdd":["sys_admin"]}')],
+  ['config: lowercase capability', ['only-build', 'TRACE', '--config', 'CFG'], /\/capAdd\/0 "sys_admin" is not allowed \(A capability name in capitals without CAP_, e\.g\. SYS_PTRACE\.\)$/, cfg('{"capAdd":["sys_admin"]}')],
   ['config: capAdd not a list', ['only-build', 'TRACE', '--config', 'CFG'], /\/capAdd must be array/, cfg('{"capAdd":"ALL"}')],
-  ['config: cgroupParent with a comma', ['only-build', 'TRACE', '--config', 'CFG'], /\/cgroupParent must match pattern/, cfg('{"cgroupParent":"a,b"}')],
+  ['config: cgroupParent with a comma', ['only-build', 'TRACE', '--config', 'CFG'], /\/cgroupParent "a,b" is not allowed \(Optional cgroup parent .*letters, digits/, cfg('{"cgroupParent":"a,b"}')],
   ['config: not JSON', ['only-build', 'TRACE', '--config', 'CFG'], /config .*c\.json: not JSON/, cfg('{runtime: podman}')],
   ['config: top level not an object', ['only-build', 'TRACE', '--config', 'CFG'], /config .*: \/ must be object/, cfg('[]')],
   ['config: missing file', ['only-build', 'TRACE', '--config', 'DIR/nope.json'], /config .*nope\.json: cannot read it/],
@@ -45,7 +51,7 @@ const REJECTED: Case[] = [
   ['path: symlink to a bad name', ['only-build', 'DIR/ok'], /contains , " = : or a control character/, (_t, d) => { mk('x,y')(_t, d); fs.symlinkSync(path.join(d, 'x,y'), path.join(d, 'ok')) }],
   ['record --output relative', ['record', '--output', 'out', '--', './t'], /--output: "out" is relative/],
   ['trace entry symlink: sources.fallback', ['package-build', 'TRACE', '--skip-rr'], /sources\.fallback is a symlink; refusing to write through it/, t => fs.symlinkSync('/etc/passwd', path.join(t, 'sources.fallback'))],
-  ['trace entry symlink: files.system-debuginfo', ['build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is a symlink/, (t, d) => fs.symlinkSync(d, path.join(t, 'files.system-debuginfo'))],
+  ['trace entry symlink: files.system-debuginfo', ['package-build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is a symlink/, (t, d) => fs.symlinkSync(d, path.join(t, 'files.system-debuginfo'))],
   ['--copy-sources with --skip-rr (issue 18)', ['package-build', 'TRACE', '--skip-rr', '--copy-sources', 'DIR'], /--copy-sources copies what `rr sources` lists: drop --skip-rr/],
   ['--copy-sources relative (issue 18)', ['build', 'TRACE', '--copy-sources', 'src'], /--copy-sources: "src" is relative/],
   ['trace entry not a directory: files.system-debuginfo', ['package-build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is not a directory/, t => fs.writeFileSync(path.join(t, 'files.system-debuginfo'), '')],
@@ -67,10 +73,10 @@ const REJECTED: Case[] = [
   ['record: rr not on PATH', ['record', '--', './t'], /rr is not on PATH: install rr/, undefined, { path: ['podman'] }],
   ['build: rr not on PATH', ['build', 'TRACE'], /rr is not on PATH: install rr .* or pass --skip-rr/, undefined, { path: ['podman'] }],
   ['runtime not on PATH', ['only-build', 'TRACE', '--runtime', 'docker'], /docker is not on PATH: install it, or choose the other with --runtime/, undefined, { path: ['podman'] }],
-  ['serve: tunnel with an address (loopback only)', ['serve', 'TRACE', '--tunnel', '0.0.0.0:8080'], /--tunnel must be an integer from 1 to 65534, not "0\.0\.0\.0:8080"/],
-  ['serve: tunnel not a port', ['serve', 'TRACE', '--tunnel', 'abc'], /--tunnel must be an integer from 1 to 65534, not "abc"/],
-  ['serve: tunnel port too big', ['serve', 'TRACE', '--tunnel', '65535'], /--tunnel must be an integer from 1 to 65534, not "65535"/],
-  ['serve: tunnel port 0', ['serve', 'TRACE', '--tunnel', '0'], /--tunnel must be an integer from 1 to 65534, not "0"/],
+  ['serve: tunnel with an address (loopback only)', ['serve', 'TRACE', '--tunnel', '0.0.0.0:8080'], /--tunnel must be an integer from 1024 to 65534, not "0\.0\.0\.0:8080"/],
+  ['serve: tunnel not a port', ['serve', 'TRACE', '--tunnel', 'abc'], /--tunnel must be an integer from 1024 to 65534, not "abc"/],
+  ['serve: tunnel port too big', ['serve', 'TRACE', '--tunnel', '65535'], /--tunnel must be an integer from 1024 to 65534, not "65535"/],
+  ['serve: tunnel port 0', ['serve', 'TRACE', '--tunnel', '0'], /--tunnel must be an integer from 1024 to 65534, not "0"/],
   ['serve: relative sources', ['serve', 'TRACE', '--sources', 'src'], /--sources: "src" must be a plain absolute path/],
   ['serve: relative sources target', ['serve', 'TRACE', '--sources', '/src=src'], /--sources: "src" is relative/],
   ['serve: sources FROM with a comma', ['serve', 'TRACE', '--sources', '/a,readonly=false=DIR'], /--sources: "\/a,readonly" must be a plain absolute path/],
@@ -114,7 +120,7 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
   fs.rmSync(path.dirname(seccomp), { recursive: true })
   const name = f.out.find(l => l.startsWith('docker create'))!.match(/--name (pernosco-builder-[0-9a-f]{12}) /)![1]
   const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
-  assert.deepEqual(f.out, [`rr pack ${t}`, `rr sources ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
+  assert.deepEqual(f.out, ['docker image inspect localhost/b:1', 'docker image inspect localhost/s:1', `rr pack ${t}`, `rr sources ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
     `# would write ${t}/sources.fallback`, 'docker image inspect localhost/b:1', `# seccomp profile written to ${seccomp}`,
     `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --mount type=bind,src=${t}/pernosco-given-to-builder,dst=/trace/pernosco-given-to-builder,bind-nonrecursive=true,readonly --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
     `docker inspect ${name}`, `docker start --attach ${name}`, `docker rm --force ${name}`])
@@ -309,7 +315,8 @@ test('dry runs check nothing a dry run does not need (issue 22 review): record w
   assert.deepEqual(f.out, ['rr record ./my-test'])
   const t = traceDir(false), g = fakeSys({ path: ['podman'] })
   assert.equal(await main(['build', t, '--dry-run', '--runtime', 'podman'], g.sys), 0)
-  assert.deepEqual(g.out.slice(0, 2), [`rr pack ${t}`, `rr sources ${t}`])
+  assert.deepEqual(g.out.slice(2, 4), [`rr pack ${t}`, `rr sources ${t}`])
+  assert.match(g.out.slice(0, 2).join('\n'), /^podman image inspect .*db-builder.*\npodman image inspect .*app-server/)
   assert.deepEqual(g.calls, [])
 })
 
@@ -365,9 +372,9 @@ test('package-build as root (through sudo): what it writes into the trace is the
 })
 
 test('rr pack failing stops the build with its code', async () => {
-  const f = fakeSys({ answer: a => ({ code: a[0] === 'rr' ? 3 : 0, out: '' }) })
+  const f = fakeSys({ answer: a => a[0] === 'rr' ? { code: 3, out: '' } : undefined })
   assert.equal(await main(['build', traceDir()], f.sys), 3)
-  assert.equal(f.calls.length, 1)
+  assert.deepEqual(f.calls.map(c => c.slice(0, 2)), [['podman', 'image'], ['podman', 'image'], ['rr', 'pack']])
 })
 
 test('trace default is rr\'s latest-trace, under $_RR_TRACE_DIR or ~/.local/share/rr', async () => {
@@ -471,7 +478,7 @@ test('root: containers never run as uid 0; config.user, else the user sudo came 
     fs.writeFileSync(cfg, JSON.stringify({ user: bad }))
     const f = fakeSys({ uid: 0 })
     assert.equal(await main(['only-build', traceDir(), '--config', cfg], f.sys), 2, bad)
-    assert.match(f.err[0], /\/user must match pattern/)
+    assert.match(f.err[0], new RegExp(`/user ${JSON.stringify(bad)} is not allowed \\(.*two numbers above 0, e\\.g\\. "1000:1000"`))
   }
   assert.deepEqual(ours().filter(d => !before.includes(d)), [], 'a refusal leaves no temp dir')
 })
@@ -525,7 +532,10 @@ test('serve: container, bridge, proxy; the printed URL works; Ctrl-C stops all o
   const cookie = (await get(18790, url.pathname + url.search, {})).headers['set-cookie']![0].split(';')[0]
   const answer = await get(18791, '/', { cookie })
   const body = `${answer.statusCode} ${answer.headers['content-security-policy']?.slice(0, 18)} ${answer.body}`
-  assert.equal((await get(18791, '/', { cookie, host: '127.0.0.1:18791' })).statusCode, 403, 'only the name of this serve')
+  const byAddress = await get(18791, '/', { cookie, host: '127.0.0.1:18791' })
+  assert.equal(byAddress.statusCode, 403, 'only the name of this serve')
+  assert.equal(byAddress.body, 'bad Host: open the URL that `serve` printed\n', 'issue 29: says what to open instead')
+  assert.equal(f.out[1], 'Chromium 152 or later shows the UI; Firefox with WebRTC off (README, Browsers). Ctrl-C stops it.', 'issue 29')
   assert.equal(body, "200 default-src 'self' hello from the server")
   assert.deepEqual(f.calls.map(c => c[0] === 'BRIDGE' ? c.slice(0, 6) : c.slice(0, 2)),
     [['podman', 'image'], ['podman', 'create'], ['podman', 'inspect'], ['podman', 'start'], ['podman', 'inspect'], ['BRIDGE', 'podman', 'unshare', 'nsenter', '--target', '4242']])
@@ -801,9 +811,17 @@ test('a missing image is never pulled: one line with the exact pull command, not
   for (const rt of ['podman', 'docker']) {
     const f = fakeSys({ answer: a => a[1] === 'image' ? { code: 125, out: '' } : undefined })
     assert.equal(await main(['only-build', traceDir(), '--runtime', rt], f.sys), 2)
-    assert.deepEqual(f.err, [`pernosco: image 643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9 is not here: \`${rt} pull 643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9\` (or load it, README)`])
+    assert.deepEqual(f.err, [`pernosco: image 643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9 is not here: \`${rt} pull 643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9\` or load it (they come with its on-premises licence: README, "Where the images come from")`])
     assert.deepEqual(f.calls.map(c => c[1]), ['image'])
   }
+  // issue 29: build checks both images (and its options) before rr pack changes the trace.
+  const server = fakeSys({ answer: a => a[1] === 'image' && a[3].includes('app-server') ? { code: 125, out: '' } : undefined })
+  assert.equal(await main(['build', traceDir()], server.sys), 2)
+  assert.match(server.err.join('\n'), /^pernosco: image .*app-server.* is not here/)
+  assert.deepEqual(server.calls.map(c => c[1]), ['image', 'image'], 'no rr pack')
+  const level = fakeSys()
+  assert.equal(await main(['build', traceDir(), '--compression-level', '23'], level.sys), 2)
+  assert.deepEqual(level.calls, [], 'a bad level stops build before anything runs')
   const g = fakeSys()
   assert.equal(await main(['only-build', traceDir(), '--no-pull'], g.sys), 2, '--no-pull is gone: nothing pulls any more')
   assert.match(g.err[0], /unknown option --no-pull/)

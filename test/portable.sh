@@ -64,6 +64,12 @@ RUN24=(env NODE_OPTIONS= TMPDIR="$S/tmp" XDG_CACHE_HOME="$S/tmp" PATH="$SMOKE_PA
 check "node24 pernosco.mts --help" 60 '^Usage: pernosco\.mts COMMAND' -- "${RUN24[@]}" pernosco.mts --help || true
 check "node24 pernosco.mts --runtime podman build TRACE --skip-rr --dry-run" 60 "$DRY" -- \
   "${RUN24[@]}" pernosco.mts --runtime podman build "$S/trace" --skip-rr --dry-run && podman_untouched "node24 dry run"
+# issue 29: a reader that leaves early (`| head`, here `| true`) ends the output quietly: exit 0, nothing on stderr.
+set +o pipefail
+"${RUN24[@]}" pernosco.mts --runtime podman build "$S/trace" --skip-rr --dry-run 2>"$S/err" | true # a reader gone at once
+rc=${PIPESTATUS[0]}; set -o pipefail
+if [[ $rc -eq 0 && ! -s $S/err ]]; then echo "ok     node24 --dry-run | true: exit 0, quiet"
+else echo "FAILED node24 --dry-run | true: exit $rc"; sed 's/^/    /' "$S/err" | head -5; FAILED=1; fi
 chmod +x pernosco.mts
 check "./pernosco.mts --help via the shebang, node 24 first on PATH" 60 '^Usage: pernosco\.mts COMMAND' -- \
   env NODE_OPTIONS= PATH="$(dirname "$N24"):$SMOKE_PATH" ./pernosco.mts --help || true
@@ -79,6 +85,13 @@ check "deno run ${HELP_PERMS[*]} pernosco.mts --help" 60 '^Usage: pernosco\.mts 
 check "deno run ${HELP_PERMS[*]} --allow-write=\$XDG_CACHE_HOME pernosco.mts ... --dry-run" 60 "$DRY" -- \
   env TMPDIR="$S/tmp" XDG_CACHE_HOME="$S/tmp" PATH="$SMOKE_PATH" "$DENO" run "${HELP_PERMS[@]}" --allow-write="$S/tmp" pernosco.mts \
   --runtime podman build "$S/trace" --skip-rr --dry-run && podman_untouched "deno dry run"
+
+# issue 29: without a permission it needs, one line naming the flag, exit 2, never a stack.
+rc=0; env TMPDIR="$S/tmp" XDG_CACHE_HOME="$S/tmp" PATH="$SMOKE_PATH" "$DENO" run "${HELP_PERMS[@]}" pernosco.mts \
+  --runtime podman build "$S/trace" --skip-rr --dry-run >"$S/out" 2>"$S/err" || rc=$?
+if [[ $rc -eq 2 && $(wc -l <"$S/err") -eq 1 ]] && grep -q '^pernosco: Deno: NotCapable: .*--allow-write' "$S/err"; then
+  echo "ok     deno without --allow-write: one line, exit 2"
+else echo "FAILED deno without --allow-write: exit $rc"; sed 's/^/    /' "$S/err" | head -5; FAILED=1; fi
 
 # ---- 4. The unit tests under Node 24, type stripping only (proxy.test's fixture child still uses tsx) ----
 cd "$ROOT" # no TMPDIR here: cli.test expects the seccomp profile under /tmp
