@@ -220,11 +220,11 @@ export const recordArgv = (out: string | undefined, cmd: string[]) =>
   [...(out ? ['env', `_RR_TRACE_DIR=${out}`] : []), 'rr', 'record', ...cmd]
 /** The app server: trace and sources read-only, storage read-write, still no network: see serve(). */
 export function serverArgv(c: Ctx, trace: string, storage: string | undefined, sources: [string, string][],
-  copied = false) {
+  copied = false, log = 'error') {
   const mounts = [...bindMount(c.rt, trace, '/pernosco/database', true),
     ...(storage ? bindMount(c.rt, storage, '/pernosco/storage') : []),
     ...sources.flatMap(([from, to]) => bindMount(c.rt, to, `/sources${from}`, true))]
-  const env = envFlags({ RUST_BACKTRACE: 'full', PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS: '0' })
+  const env = envFlags({ RUST_BACKTRACE: 'full', RUST_LOG: log, PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS: '0' })
   // --host 0.0.0.0 is every address of its own network namespace, which has only loopback (--network none);
   // --empty-umask: as the reference wrapper passes it (the builder omits it: its files keep your umask).
   // Sources: those --sources mounts, else those package-build --copy-sources put in the (read-only) trace.
@@ -270,12 +270,14 @@ export const rmArgv = (rt: Runtime, name: string) =>
 
 // ---- Executors: the only code that spawns; argv arrays, never a shell. ----
 export interface Result { code: number; out: string; err?: string }
+/** What a command reads (`input`), and the --log file a container's tagged lines go to. */
+export interface Io { input?: string; log?: number }
 /** The forwarder to port 3000 in the server's network namespace: `ready` once it listens, `died` when it
  * exits. */
 export interface Bridge { ready: Promise<void>; died: Promise<void>; close(): void }
 export interface Sys {
   env: NodeJS.ProcessEnv; uid: number; gid: number; cwd: string; proc: string
-  run(argv: readonly string[], capture?: boolean, tag?: string): Promise<Result>
+  run(argv: readonly string[], capture?: boolean, tag?: string, io?: Io): Promise<Result>
   out(line: string): void; err(line: string, tone?: 'red' | 'yellow'): void
   onSignal(f: () => void): () => void
   bridge(argv: readonly string[]): Bridge
@@ -302,15 +304,22 @@ function asLines(from: Readable, line: (l: string) => void) {
 }
 /** Captured commands (create, inspect, rm) never touch our terminal: stderr comes back, shown on failure.
  * A container's own output (tagged) goes through asLines; only host commands (rr) get the terminal. */
-function runArgv(argv: readonly string[], capture = false, tag?: string): Promise<Result> {
+function runArgv(argv: readonly string[], capture = false, tag?: string, io: Io = {}): Promise<Result> {
   const piped = capture || tag !== undefined
-  const p = spawn(argv[0], argv.slice(1), { stdio: piped ? ['ignore', 'pipe', 'pipe'] : 'inherit' })
+  const stdin = io.input === undefined ? 'ignore' : 'pipe'
+  const p = spawn(argv[0], argv.slice(1), { stdio: piped ? [stdin, 'pipe', 'pipe'] : 'inherit' })
+  p.stdin?.on('error', () => {}).end(io.input) // a command that exits unread is its exit code's business
   const out: string[] = []
   const err: string[] = []
+  // Each line prefixed with its tag, so that nothing a container prints passes for ours. With --log, it
+  // goes to the log file instead, and to the terminal too if it starts with ^ERROR: (the reference's mark).
+  const put = (to: NodeJS.WriteStream) => (l: string) => {
+    if (io.log !== undefined) fs.writeSync(io.log, `${tag} ${l}\n`)
+    if (io.log === undefined || l.startsWith('^ERROR:')) to.write(`${chalk.dim(tag)} ${l}\n`)
+  }
   if (tag !== undefined) {
-    // Each line prefixed with its tag, so that nothing a container prints passes for ours.
-    asLines(p.stdout!, l => process.stdout.write(`${tag} ${l}\n`))
-    asLines(p.stderr!, l => process.stderr.write(`${tag} ${l}\n`))
+    asLines(p.stdout!, put(process.stdout))
+    asLines(p.stderr!, put(process.stderr))
   } else {
     p.stdout?.on('data', d => out.push(d))
     p.stderr?.on('data', d => err.push(d))
@@ -374,15 +383,19 @@ export const quote = (argv: readonly string[]) =>
  * `ended` when `start --attach` returned (the container is gone: serve's waits stop). */
 export interface Run {
   sys: Sys; cfg: Config; rt: Runtime; dry: boolean; echo: boolean; o: minimist.ParsedArgs
-  interrupted: boolean; started?: boolean; ended?: boolean
+  interrupted: boolean; started?: boolean; ended?: boolean; log?: number
 }
-function show(r: Run, argv: readonly string[]) {
-  if (r.dry) r.sys.out(quote(argv))
-  else if (r.echo) r.sys.err('+ ' + quote(argv))
+/** A command as --dry-run and -x print it; `then`: what reads its output. */
+function show(r: Run, argv: readonly string[], then: readonly string[] = []) {
+  const line = then.length ? `${quote(argv)} | ${quote(then)}` : quote(argv)
+  if (r.dry) r.sys.out(line)
+  else if (r.echo) r.sys.err('+ ' + line)
 }
-async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' = false, tag?: string) {
+async function exec(r: Run, argv: readonly string[], capture: boolean | 'quiet' = false, tag?: string,
+  input?: string) {
   show(r, argv)
-  const res: Result = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture, tag)
+  const io = { input, log: r.log }
+  const res: Result = r.dry ? { code: 0, out: '' } : await r.sys.run(argv, !!capture, tag, io)
   // The runtime's own words, warnings too (rootless podman on cgroup v1 ignores the limits, and says so on
   // create); they may quote the image's (its config): realSys drops their controls, as every line's.
   if (res.err?.trim() && capture !== 'quiet') r.sys.err(res.err.trim())
@@ -541,7 +554,7 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
     }
     r.started = true
     // Attached, so its exit code is ours; what it prints arrives tagged, as data (runArgv, asLines).
-    const started = exec(r, startArgv(r.rt, name), false, chalk.dim(`${kind} |`))
+    const started = exec(r, startArgv(r.rt, name), false, `${kind} |`)
     void started.finally(() => {
       r.ended = true
     })
@@ -672,44 +685,60 @@ export function debugCopies(json: string, copySources: string[], exists = isFile
 }
 /** Only a regular file is read: a FIFO would hang the read, a device must not be read at all. */
 const isFile = (p: string) => attempt(() => fs.statSync(p).isFile()) ?? false
-/** `from` into the trace at `to`: each directory on the way made or checked by entry() (no link followed),
- * the data copied to a new name (O_EXCL) and renamed over whatever is at `to`; a directory there goes.
- * `cat` reads it as you; as root, as the containers' user (asUser; `owner`, the same, owns what we make):
- * never what only root may read. */
-function copyIn(r: Run, trace: string, [from, to]: [string, string], owner?: number[]) {
-  if (r.dry) return r.sys.out(`# would copy ${from} to ${path.join(trace, to)}`)
-  const missing = `pernosco: ${JSON.stringify(from)}: missing or not a regular file, not copied`
-  // Absolute only: a relative name (the DWARF's own) would be read from where you stand, ~/.aws say.
-  const real = path.isAbsolute(from) ? attempt(() => fs.realpathSync(from)) ?? '' : ''
-  const kernel = /^\/(proc|sys|dev)\//.test(real) // its files: /proc/self/environ would be cat's own
-  if (!isFile(real) || kernel) return r.sys.err(missing, 'yellow')
+const checkFile = (p: string, what: string) =>
+  (path.isAbsolute(p) && isFile(p) ? p : fail(`${what}: ${JSON.stringify(p)} is not an absolute file path`))
+/** `to` in the trace, anew: each directory on the way made or checked by entry() (no link followed), the
+ * data written by `fill` (it returns why not, if not) into a new name (O_EXCL) and renamed over whatever is
+ * at `to` (a file or a link, never through one; a directory there goes). As root, what it makes is the
+ * containers' user's (openNew). */
+function placeIn(r: Run, trace: string, to: string, fill: (fd: number) => string | undefined) {
   let dir = trace
   for (const part of path.dirname(to).split('/')) {
     const st = entry(dir, part)
     dir = path.join(dir, part)
     if (st && !st.isDirectory()) fail(`trace: ${dir} is not a directory`)
     if (!st) fs.mkdirSync(dir, { mode: 0o755 })
-    if (!st && owner) fs.lchownSync(dir, owner[0], owner[1])
+    if (!st && r.sys.uid === 0) fs.lchownSync(dir, ...runAs(r))
   }
   const dest = path.join(trace, to)
   if (fs.lstatSync(dest, { throwIfNoEntry: false })?.isDirectory()) fs.rmSync(dest, { recursive: true })
   const tmp = path.join(dir, `.pernosco-${crypto.randomBytes(6).toString('hex')}`)
-  const fd = fs.openSync(tmp, 'wx+', 0o444)
-  if (owner) fs.fchownSync(fd, owner[0], owner[1])
-  const cat = spawnSync('cat', ['--', real], { stdio: ['ignore', fd, 'pipe'], env: {}, ...asUser(r) })
-  // Debug info is ELF: whatever else a binary names (a key of yours, say) never lands in the trace.
-  const magic = Buffer.alloc(4)
-  fs.readSync(fd, magic, 0, 4, 0)
+  const fd = openNew(r, tmp, 0o444)
+  const why = fill(fd)
   fs.closeSync(fd)
-  const elf = to.startsWith('sources/') || magic.toString('latin1') === '\x7fELF'
-  if (cat.status === 0 && elf) return fs.renameSync(tmp, dest) // replaces a file or a link, never through one
+  if (why === undefined) return fs.renameSync(tmp, dest)
   fs.unlinkSync(tmp)
-  const why = cat.status === 0 ? 'not ELF' : String(cat.stderr ?? cat.error).trim()
-  r.sys.err(`pernosco: ${JSON.stringify(from)}: not copied: ${why}`, 'yellow')
+  return why
+}
+/** `text` into the trace at `to`; a dry run says so. */
+function writeIn(r: Run, trace: string, to: string, text: string) {
+  if (r.dry) return r.sys.out(`# would write ${path.join(trace, to)}`)
+  placeIn(r, trace, to, fd => void fs.writeSync(fd, text))
+}
+/** `from` into the trace at `to`. `cat` reads it as you; as root, as the containers' user (asUser): never
+ * what only root may read. */
+function copyIn(r: Run, trace: string, [from, to]: [string, string]) {
+  if (r.dry) return r.sys.out(`# would copy ${from} to ${path.join(trace, to)}`)
+  const missing = `pernosco: ${JSON.stringify(from)}: missing or not a regular file, not copied`
+  // Absolute only: a relative name (the DWARF's own) would be read from where you stand, ~/.aws say.
+  const real = path.isAbsolute(from) ? attempt(() => fs.realpathSync(from)) ?? '' : ''
+  const kernel = /^\/(proc|sys|dev)\//.test(real) // its files: /proc/self/environ would be cat's own
+  if (!isFile(real) || kernel) return r.sys.err(missing, 'yellow')
+  const why = placeIn(r, trace, to, fd => {
+    const cat = spawnSync('cat', ['--', real], { stdio: ['ignore', fd, 'pipe'], env: {}, ...asUser(r) })
+    // Debug info is ELF: whatever else a binary names (a key of yours, say) never lands in the trace.
+    const magic = Buffer.alloc(4)
+    fs.readSync(fd, magic, 0, 4, 0)
+    const elf = /^(sources|gdbinit)\//.test(to) || magic.toString('latin1') === '\x7fELF'
+    if (cat.status !== 0) return String(cat.stderr ?? cat.error).trim()
+    return elf ? undefined : 'not ELF'
+  })
+  if (why) r.sys.err(`pernosco: ${JSON.stringify(from)}: not copied: ${why}`, 'yellow')
 }
 /** rr pack, then what the builder expects beside the trace: the host's libthread_db.so, what `rr sources`
- * lists (debugCopies; printed, not run, in a dry run), sources.fallback. `build`: what would stop the builder
- * stops it before rr pack changes the trace. */
+ * lists (debugCopies; printed, not run, in a dry run), the printers (gdbinit), the matching overlays
+ * (overlays), sources.user, sources.fallback. `build`: what would stop the builder stops it before rr pack
+ * changes the trace. */
 async function packageBuild(r: Run, trace: string, build = false): Promise<number> {
   const pack = !r.o['skip-rr']
   // A builder may have rewritten the trace's binaries, which name what `rr sources` lists (debugCopies),
@@ -721,32 +750,133 @@ async function packageBuild(r: Run, trace: string, build = false): Promise<numbe
   const owner = r.sys.uid === 0 ? runAs(r) : undefined // as root, never copy or write as root
   const noRr = pack && !r.dry && !onPath(r.sys.env, 'rr') // a dry run only prints rr's commands
   if (noRr) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
-  const copy = [r.o['copy-sources'] ?? []].flat().map(d => checkDir(d, '--copy-sources'))
-  if (copy.length && !pack) fail('--copy-sources copies what `rr sources` lists: drop --skip-rr')
+  const many = (k: string) => [r.o[k] ?? []].flat().map(String)
+  // --substitute LIB=DIR: rr looks for the sources of LIB (its original file's name) under DIR, copied too.
+  const subs = many('substitute').map(spec => spec.split(/=(.*)/s))
+  const badSub = subs.find(([lib, dir]) => !/^[^/=]+$/.test(lib) || dir === undefined)
+  if (badSub) fail(`--substitute is LIB=DIR, LIB a file name (e.g. libc-2.32.so): not "${badSub.join('=')}"`)
+  const copy = [...many('copy-sources'), ...subs.map(([, dir]) => dir)].map(d => checkDir(d, 'source dir'))
+  const script = many('gdb-script').flatMap(f => ['--gdb-script', checkFile(f, '--gdb-script')])
+  const mirror = (m: string) => (/^s3:\/\/./.test(m) ? m : checkDir(m, '--system-debuginfo'))
+  const mirrors = many('system-debuginfo').map(mirror)
+  const rrNeeded = copy.length + script.length + mirrors.length > 0 && !pack
+  if (rrNeeded) fail('--copy-sources, --substitute, --gdb-script, --system-debuginfo run rr: drop --skip-rr')
   if (build) builderEnv(r) // its options are checked before anything runs, as are both images
   for (const image of build ? [r.cfg.images.builder, r.cfg.images.server] : []) await resolveImage(r, image)
   // rr reads and copies what the trace names: as root, as the containers' user (setpriv: no group kept).
   const as = owner ? ['setpriv', `--reuid=${owner[0]}`, `--regid=${owner[1]}`, '--clear-groups', '--'] : []
-  const packed = pack ? await exec(r, [...as, 'rr', 'pack', trace], false, chalk.dim('rr pack |')) : undefined
+  const packed = pack ? await exec(r, [...as, 'rr', 'pack', trace], false, 'rr pack |') : undefined
   const code = packed?.code ?? 0
   if (code) return code
-  const listed = pack ? await exec(r, [...as, 'rr', 'sources', trace], true) : { code: 0, out: '' }
-  if (listed.code) fail('`rr sources` failed (it needs rr >= 5.6): update rr, or pass --skip-rr')
+  const substitute = subs.flatMap(([lib, dir]) => ['--substitute', `${lib}=${dir}`])
+  const listed = pack ? await exec(r, [...as, 'rr', 'sources', ...substitute, ...script, trace], true)
+    : { code: 0, out: '' }
+  const newer = subs.length ? ', and --substitute a newer one' : ''
+  if (listed.code) fail(`\`rr sources\` failed (it needs rr >= 5.6${newer}): update rr, or pass --skip-rr`)
   const lib = LIBTHREAD_DB.filter(f => fs.existsSync(f)).slice(0, 1)
   const libCopy = lib.map((f): [string, string] => [f, 'files.system-debuginfo/libthread_db.so'])
-  for (const c of [...libCopy, ...debugCopies(listed.out, copy)]) copyIn(r, trace, c, owner)
-  // sources.fallback, unless there is one.
-  const fallback = path.join(trace, 'sources.fallback')
-  if (entry(trace, 'sources.fallback')) return 0
-  if (r.dry) r.sys.out(`# would write ${fallback}`)
-  else writeNew(r, fallback, SOURCES_FALLBACK)
+  for (const c of [...libCopy, ...debugCopies(listed.out, copy)]) copyIn(r, trace, c)
+  const json = JSON.parse(listed.out || '{}')
+  // Each source repository under a copied directory: its pretty-printers.
+  const repos = Object.keys(json.files ?? {}).filter(d => copy.some(c => `${d}/`.startsWith(`${c}/`)))
+  const inits = repos.flatMap(repo => gdbinit(r, trace, repo))
+  const lines = inits.map(sub => `directory /trace/gdbinit/${sub}\nsource /trace/gdbinit/${sub}/.gdbinit\n`)
+  if (inits.length) writeIn(r, trace, 'gdbinit/.gdbinit', lines.join(''))
+  if (mirrors.length) await overlays(r, trace, mirrors, as)
+  // rr's comp_dir_substitutions as the rules the builder reads (the reference's sources.user).
+  const rules = Object.entries(json.comp_dir_substitutions ?? {}).map(([lib, dir]) =>
+    ({ condition: { binary: lib }, overrideCompDir: dir }))
+  if (rules.length) writeIn(r, trace, 'sources.user', JSON.stringify(rules))
+  if (!entry(trace, 'sources.fallback')) writeIn(r, trace, 'sources.fallback', SOURCES_FALLBACK)
   return 0
+}
+/** What a source tree ships for gdb (Mozilla's, Chromium's printers), copied as the reference does. */
+const GDB_PATHS = ['.gdbinit', '.gdbinit_python', 'third_party/python/gdbpp', 'tools/gdb',
+  'third_party/libcxx-pretty-printers', 'third_party/blink/tools/gdb', 'third_party/skia/tools/gdb',
+  'v8/tools/gdbinit', 'v8/tools/gdb-v8-support.py']
+/** Chromium's own .gdbinit reads paths in the tree; this one, as the reference writes, reads the copies. */
+const CHROME_GDBINIT = `python
+import sys
+sys.path.insert(0, "/trace/gdbinit/SUB/tools/gdb/")
+sys.path.insert(0, "/trace/gdbinit/SUB/third_party/libcxx-pretty-printers/")
+import gdb_chrome
+try:
+    from libcxx.v1.printers import register_libcxx_printers
+    register_libcxx_printers(None)
+except Exception:
+    pass
+gdb.execute('source /trace/gdbinit/SUB/tools/gdb/viewg.gdb')
+end
+`
+/** `repo`'s GDB_PATHS (files, and the files of trees: find as you) into gdbinit/SUB, SUB its path with _ for
+ * /; [SUB] if it then has a .gdbinit, for gdbinit/.gdbinit to source. SUB goes into gdb's and Python's text:
+ * only a plain name. */
+function gdbinit(r: Run, trace: string, repo: string): string[] {
+  const sub = repo.replaceAll('/', '_')
+  if (!/^[\w.+-]+$/.test(sub)) return []
+  const find = ['find', '-P', ...GDB_PATHS.map(g => path.join(repo, g)), '-type', 'f', '-print0']
+  show(r, find)
+  const found = spawnSync(find[0], find.slice(1), { encoding: 'utf8', ...asUser(r) }).stdout ?? ''
+  const files = found.split('\0').filter(f => f.startsWith(`${repo}/`))
+  for (const f of files) copyIn(r, trace, [f, `gdbinit/${sub}/${path.relative(repo, f)}`])
+  const chrome = files.includes(`${repo}/tools/gdb/gdb_chrome.py`)
+  if (chrome) writeIn(r, trace, `gdbinit/${sub}/.gdbinit`, CHROME_GDBINIT.replaceAll('SUB', sub))
+  return chrome || files.includes(`${repo}/.gdbinit`) ? [sub] : []
+}
+/** --system-debuginfo: each SOURCE (a directory, or s3://BUCKET/PREFIX read by your aws) holds
+ * trace-overlay.manifest.xz, xz JSON {"overlays": {NAME: [build-id...]}}, and each NAME, an xz tar. Those
+ * that list a build-id of the trace's mapped files (rr buildid) are unpacked into it, in sorted order, by
+ * GNU tar as you (never root): it strips leading /, skips names with .., creates a link that could lead out
+ * only after every file, and as you makes no device; then each gets the trace's clean-up (no link out, no
+ * FIFO, socket or device, no mode more open than the trace's) before the next is unpacked. */
+async function overlays(r: Run, trace: string, mirrors: string[], as: string[]) {
+  const mapped = fs.readdirSync(trace).filter(n => n.startsWith('mmap_')).map(n => `${path.join(trace, n)}\n`)
+  const ids = (await exec(r, [...as, 'rr', 'buildid'], true, undefined, mapped.join(''))).out.split('\n')
+  const mode = fs.statSync(trace).mode
+  for (const mirror of mirrors) {
+    const read = (name: string) => {
+      const at = `${mirror}/${name}`
+      return mirror.startsWith('s3://') ? ['aws', 's3', 'cp', at, '-'] : ['cat', '--', at]
+    }
+    const text = await piped(r, read('trace-overlay.manifest.xz'), ['xz', '-dc'])
+    const manifest = attempt(() => JSON.parse(text))
+    const all: [string, string[]][] = Object.entries(manifest?.overlays ?? {})
+    if (!r.dry && !manifest) fail(`--system-debuginfo ${mirror}: no trace-overlay.manifest.xz of xz JSON`)
+    for (const [name] of all.filter(([, list]) => list.some(id => ids.includes(id))).sort()) {
+      if (!/^[\w+-][\w.+-]*$/.test(name)) fail(`${mirror}: overlay ${JSON.stringify(name)} refused`)
+      const tar = ['tar', '-xJf', '-', '-C', trace, '--no-same-owner', '--no-same-permissions']
+      await piped(r, read(name), tar)
+      await sanitize(r, trace, `overlay ${name}`, mode)
+    }
+  }
+}
+/** `from | to` without a shell, streamed; `to` runs as you (as root: the containers' user), and so does
+ * `from` unless it is aws (your credentials). `to`'s output, or a failure that says why. */
+async function piped(r: Run, from: string[], to: string[]): Promise<string> {
+  show(r, from, to)
+  if (r.dry) return ''
+  const stdio: StdioOptions = ['ignore', 'pipe', 'pipe']
+  const a = spawn(from[0], from.slice(1), { stdio, ...from[0] === 'aws' ? {} : asUser(r) })
+  const b = spawn(to[0], to.slice(1), { stdio: [a.stdout!, 'pipe', 'pipe'], ...asUser(r) })
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  b.stdout!.on('data', d => out.push(d))
+  for (const p of [a, b]) p.stderr!.on('data', d => err.push(d))
+  const ended = (p: typeof a) => new Promise(ok => p.on('error', () => ok(127)).on('close', ok))
+  const codes = await Promise.all([ended(a), ended(b)])
+  const why = Buffer.concat(err).toString().trim()
+  if (codes.some(c => c !== 0)) fail(`${quote(from)} | ${quote(to)} failed (${codes}): ${why}`)
+  return Buffer.concat(out).toString()
 }
 /** A new file ('wx' is O_CREAT|O_EXCL: it never follows a link at the name); as root, the containers' user's
  * (fchown on what was opened, never by name), whose clean-up may then fix its mode. */
-function writeNew(r: Run, file: string, text: string) {
-  const fd = fs.openSync(file, 'wx', 0o644)
+function openNew(r: Run, file: string, mode = 0o644) {
+  const fd = fs.openSync(file, 'wx+', mode)
   if (r.sys.uid === 0) fs.fchownSync(fd, ...runAs(r))
+  return fd
+}
+function writeNew(r: Run, file: string, text: string) {
+  const fd = openNew(r, file)
   fs.writeSync(fd, text)
   fs.closeSync(fd)
   return true
@@ -1052,7 +1182,8 @@ export const BUILT = 'pernosco-built'
 function builderEnv(r: Run) {
   const level = checkInt(r.o['compression-level'], '--compression-level', 1, 22)?.toString()
   const log = r.o['builder-rr-log']
-  return { RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log', PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
+  return { RUST_LOG: rustLog(r), RR_LOG: log, RR_LOG_FILE: log && '/trace/rr.log',
+    PERNOSCO_ZSTD_COMPRESSION_LEVEL: level }
 }
 /** only-build: the db builder on the trace, then the trace's clean-up. */
 async function onlyBuild(r: Run) {
@@ -1146,7 +1277,7 @@ async function serve(r: Run): Promise<number> {
     }
   }
   const copied = fs.lstatSync(path.join(trace, 'sources'), { throwIfNoEntry: false })?.isDirectory()
-  const argv = (c: Ctx) => serverArgv(c, trace, storage, sources, copied)
+  const argv = (c: Ctx) => serverArgv(c, trace, storage, sources, copied, rustLog(r))
   try {
     const code = await runContainer(r, 'server', r.cfg.images.server, argv, during)
     return died ? 1 : code
@@ -1188,6 +1319,9 @@ const OPTIONS: Record<string, [arg: string, help: string]> = {
   container: ['IMAGE', 'record inside IMAGE, an image of yours with rr in it (default: on this host)'],
   'skip-rr': ['', 'run neither rr pack nor rr sources (a trace that was packed already)'],
   'copy-sources': ['DIR', 'copy the sources under DIR that `rr sources` lists into the trace (repeatable)'],
+  substitute: ['LIB=DIR', "LIB's sources are under DIR, copied too; LIB: e.g. libc-2.32.so (repeatable)"],
+  'gdb-script': ['FILE', 'a gdb script `rr sources` runs while it loads symbols and sources'],
+  'system-debuginfo': ['DIR|s3://B/P', 'unpack the distro debuginfo overlays the trace needs (repeatable)'],
   'compression-level': ['N', "the builder's zstd level, 1 to 22 (default: the builder's own)"],
   'builder-rr-log': ['SPEC', "the builder's RR_LOG, logged to TRACE/rr.log (default: none)"],
   storage: ['DIR', 'where the UI keeps your notes, made 0700 if missing (default: none, nothing kept)'],
@@ -1199,21 +1333,23 @@ const OPTIONS: Record<string, [arg: string, help: string]> = {
   'dry-run': ['', 'print every command it would run, run nothing'],
   x: ['', 'echo each command before it runs'],
   help: ['', 'this text; COMMAND --help: that command alone'],
+  log: ['LEVEL:FILE', "RUST_LOG=LEVEL, the containers' output to FILE (default: error, to the terminal)"],
   version: ['', 'the version'],
 }
-const GLOBAL = ['runtime', 'config', 'dry-run', 'x', 'help', 'version']
+const GLOBAL = ['runtime', 'config', 'log', 'dry-run', 'x', 'help', 'version']
 const BUILD = ['compression-level', 'builder-rr-log']
+const PACKAGE = ['skip-rr', 'copy-sources', 'substitute', 'gdb-script', 'system-debuginfo']
 interface Command {
   args: string; options: string[]; what: string; example: string; run(r: Run): Promise<number>
 }
 export const COMMANDS: Record<string, Command> = {
   record: { args: '[options] -- CMD ARGS...', options: ['output', 'container'], run: record,
     what: 'rr record CMD, here or in IMAGE', example: 'record -- ./my-test --gtest_filter=Crash' },
-  build: { args: '[TRACE] [options] [-- BUILDER ARGS]', options: ['skip-rr', 'copy-sources', ...BUILD],
+  build: { args: '[TRACE] [options] [-- BUILDER ARGS]', options: [...PACKAGE, ...BUILD],
     what: "package-build, then only-build; TRACE: rr's latest-trace if not given",
     example: 'build ~/.local/share/rr/my-test-0',
     run: async r => (await packageBuild(r, traceArg(r), true)) || onlyBuild(r) },
-  'package-build': { args: '[TRACE] [options]', options: ['skip-rr', 'copy-sources'],
+  'package-build': { args: '[TRACE] [options]', options: PACKAGE,
     what: 'rr pack; copy in what rr sources lists, libthread_db.so, sources.fallback',
     example: 'package-build --copy-sources ~/src', run: r => packageBuild(r, traceArg(r)) },
   'only-build': { args: '[TRACE] [options] [-- BUILDER ARGS]', options: BUILD, run: onlyBuild,
@@ -1224,7 +1360,7 @@ export const COMMANDS: Record<string, Command> = {
 }
 /** `--help`: the commands; `COMMAND --help`: that one, each option with its default, and an example. */
 function usage(cmd?: string): string {
-  const opt = (k: string) => `  ${k.length > 1 ? '--' : '-'}${k} ${OPTIONS[k][0]}`.padEnd(32) + OPTIONS[k][1]
+  const opt = (k: string) => `  ${k.length > 1 ? '--' : '-'}${k} ${OPTIONS[k][0]}`.padEnd(34) + OPTIONS[k][1]
   const names = cmd ? [cmd] : Object.keys(COMMANDS)
   const synopses = names.map(n => `  ${n} ${COMMANDS[n].args}\n      ${COMMANDS[n].what}`)
   const example = cmd ? COMMANDS[cmd].example : 'record -- ./my-test, then build, then serve'
@@ -1264,6 +1400,17 @@ function loadConfig(sys: Sys, file: string | undefined): Config {
   if (relaxed) sys.err(`pernosco: config ${f} WEAKENS the confinement: ${relaxed}`, 'red')
   return cfg
 }
+/** RUST_LOG for both containers: --log's level, else error (as the reference). */
+const rustLog = (r: Run) => String(r.o.log ?? 'error').split(':')[0]
+/** --log LEVEL:FILE: the containers' output to FILE, a new file (openNew: none is replaced or followed). */
+function openLog(r: Run, spec: string) {
+  const [level, file = ''] = spec.split(/:(.*)/s)
+  const levels = ['error', 'warn', 'info', 'debug']
+  const ok = levels.includes(level) && path.isAbsolute(file)
+  if (!ok) fail(`--log is LEVEL:/ABSOLUTE/FILE, LEVEL one of ${levels.join()}: not ${JSON.stringify(spec)}`)
+  const taken = (e: Error) => fail(`--log ${JSON.stringify(file)}: ${e.message}; name a new file`)
+  return r.dry ? undefined : attempt(() => openNew(r, file, 0o600), taken)
+}
 /** Parse, configure, dispatch; every UserError ends here as one line and exit 2. */
 export async function main(args: string[], sys: Sys = realSys()): Promise<number> {
   if ('NO_COLOR' in sys.env) chalk.level = 0
@@ -1276,7 +1423,9 @@ export async function main(args: string[], sys: Sys = realSys()): Promise<number
     const cfg = loadConfig(sys, o.config)
     const rt = o.runtime ?? cfg.runtime ?? (onPath(sys.env, 'podman') ? 'podman' : 'docker')
     if (rt !== 'podman' && rt !== 'docker') fail(`--runtime must be podman or docker, not "${rt}"`)
-    return await COMMANDS[name].run({ sys, cfg, rt, dry: o['dry-run'], echo: o.x, o, interrupted: false })
+    const r: Run = { sys, cfg, rt, dry: o['dry-run'], echo: o.x, o, interrupted: false }
+    if (o.log !== undefined) r.log = openLog(r, o.log)
+    return await COMMANDS[name].run(r)
   } catch (e) {
     if (!(e instanceof UserError)) throw e
     sys.err('pernosco: ' + e.message, 'red')
