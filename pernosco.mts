@@ -752,10 +752,13 @@ async function packageBuild(r: Run, trace: string, build = false): Promise<numbe
   if (noRr) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
   const many = (k: string) => [r.o[k] ?? []].flat().map(String)
   // --substitute LIB=DIR: rr looks for the sources of LIB (its original file's name) under DIR, copied too.
-  const subs = many('substitute').map(spec => spec.split(/=(.*)/s))
-  const badSub = subs.find(([lib, dir]) => !/^[^/=]+$/.test(lib) || dir === undefined)
-  if (badSub) fail(`--substitute is LIB=DIR, LIB a file name (e.g. libc-2.32.so): not "${badSub.join('=')}"`)
-  const copy = [...many('copy-sources'), ...subs.map(([, dir]) => dir)].map(d => checkDir(d, 'source dir'))
+  const subs = many('substitute').map(spec => {
+    const [lib, dir] = spec.split(/=(.*)/s)
+    const ok = /^[^/=]+$/.test(lib) && dir !== undefined
+    if (!ok) fail(`--substitute is LIB=DIR, LIB a file name (e.g. libc-2.32.so): not ${JSON.stringify(spec)}`)
+    return [lib, checkDir(dir, '--substitute')]
+  })
+  const copy = [...many('copy-sources').map(d => checkDir(d, '--copy-sources')), ...subs.map(([, d]) => d)]
   const script = many('gdb-script').flatMap(f => ['--gdb-script', checkFile(f, '--gdb-script')])
   const mirror = (m: string) => (/^s3:\/\/./.test(m) ? m : checkDir(m, '--system-debuginfo'))
   const mirrors = many('system-debuginfo').map(mirror)
@@ -845,8 +848,11 @@ async function overlays(r: Run, trace: string, mirrors: string[], as: string[]) 
     for (const [name] of all.filter(([, list]) => list.some(id => ids.includes(id))).sort()) {
       if (!/^[\w+-][\w.+-]*$/.test(name)) fail(`${mirror}: overlay ${JSON.stringify(name)} refused`)
       const tar = ['tar', '-xJf', '-', '-C', trace, '--no-same-owner', '--no-same-permissions']
-      await piped(r, read(name), tar)
-      await sanitize(r, trace, `overlay ${name}`, mode)
+      try {
+        await piped(r, read(name), tar)
+      } finally {
+        if (!r.dry) await sanitize(r, trace, `overlay ${name}`, mode) // whatever tar did before it failed
+      }
     }
   }
 }
@@ -862,8 +868,9 @@ async function piped(r: Run, from: string[], to: string[]): Promise<string> {
   const err: Buffer[] = []
   b.stdout!.on('data', d => out.push(d))
   for (const p of [a, b]) p.stderr!.on('data', d => err.push(d))
-  const ended = (p: typeof a) => new Promise(ok => p.on('error', () => ok(127)).on('close', ok))
-  const codes = await Promise.all([ended(a), ended(b)])
+  // `a`'s output is b's: its 'exit' is its end; b's 'close' comes after the last of its output.
+  const ended = (p: typeof a, end: string) => new Promise(ok => p.on('error', () => ok(127)).on(end, ok))
+  const codes = await Promise.all([ended(a, 'exit'), ended(b, 'close')])
   const why = Buffer.concat(err).toString().trim()
   if (codes.some(c => c !== 0)) fail(`${quote(from)} | ${quote(to)} failed (${codes}): ${why}`)
   return Buffer.concat(out).toString()
@@ -1370,7 +1377,7 @@ function usage(cmd?: string): string {
 }
 /** The command is the first word that is not a global option's value. */
 const commandName = (args: string[]) =>
-  args.find((a, i) => !a.startsWith('-') && !['--runtime', '--config'].includes(args[i - 1])) ?? ''
+  args.find((a, i) => !a.startsWith('-') && !['--runtime', '--config', '--log'].includes(args[i - 1])) ?? ''
 /** Options are the command's own and the global ones; any other is refused, never ignored. What follows
  * `--` stays apart (o['--']): the command to record, or the builder's own arguments. */
 function parse(args: string[]): minimist.ParsedArgs {

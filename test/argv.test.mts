@@ -125,7 +125,7 @@ test('POLICY: one reason per flag, relaxations marked; SECCOMP denies escapes an
 
 test('server, default config: podman rootful, rootless, docker; trace read-only, no storage, no sources', () => {
   const tail = (m: string) => ['--mount', `type=bind,src=/home/u/trace,dst=/pernosco/database${m},readonly`,
-    '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0',
+    '--env', 'RUST_BACKTRACE=full', '--env', 'RUST_LOG=error', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0',
     '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9', '--empty-umask', '--standalone', '--host', '0.0.0.0']
   assert.deepEqual(serverArgv(ctx('podman'), '/home/u/trace', undefined, []), [...PODMAN_ROOTFUL, ...tail(PM)])
   assert.deepEqual(serverArgv(ctx('podman', { rootless: true }), '/home/u/trace', undefined, []), [...PODMAN_ROOTLESS, ...tail(PM)])
@@ -137,7 +137,7 @@ test('server, every option: storage read-write, sources read-only under /sources
     assert.deepEqual(serverArgv(ctx(rt), '/t', '/s', [['/src', '/src'], ['/build/x', '/home/u/x']]), [...head,
       '--mount', `type=bind,src=/t,dst=/pernosco/database${m},readonly`, '--mount', `type=bind,src=/s,dst=/pernosco/storage${m}`,
       '--mount', `type=bind,src=/src,dst=/sources/src${m},readonly`, '--mount', `type=bind,src=/home/u/x,dst=/sources/build/x${m},readonly`,
-      '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0',
+      '--env', 'RUST_BACKTRACE=full', '--env', 'RUST_LOG=error', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0',
       '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9',
       '--empty-umask', '--standalone', '--host', '0.0.0.0', '--app-storage', '/pernosco/storage', '--serve-sources', '/sources'], rt)
   assert.equal(serverArgv(ctx('docker', { cfg: FULL }), '/t', undefined, []).at(-5), 'reg.example/s:2')
@@ -218,10 +218,10 @@ test('server, sources that package-build --copy-sources put in the trace: served
   const S = '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/app-server:a4fca5f637f1825e6d6eda47c34b785233d974f9'
   for (const [rt, head, m] of [['podman', PODMAN_ROOTFUL, PM], ['docker', DOCKER, DM]] as const) {
     assert.deepEqual(serverArgv(ctx(rt), '/t', undefined, [], true), [...head, '--mount', `type=bind,src=/t,dst=/pernosco/database${m},readonly`,
-      '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0', S,
+      '--env', 'RUST_BACKTRACE=full', '--env', 'RUST_LOG=error', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0', S,
       '--empty-umask', '--standalone', '--host', '0.0.0.0', '--serve-sources', '/pernosco/database/sources'], rt)
     assert.deepEqual(serverArgv(ctx(rt), '/t', undefined, [['/src', '/home/u/src']], true), [...head, '--mount', `type=bind,src=/t,dst=/pernosco/database${m},readonly`,
-      '--mount', `type=bind,src=/home/u/src,dst=/sources/src${m},readonly`, '--env', 'RUST_BACKTRACE=full', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0', S,
+      '--mount', `type=bind,src=/home/u/src,dst=/sources/src${m},readonly`, '--env', 'RUST_BACKTRACE=full', '--env', 'RUST_LOG=error', '--env', 'PERNOSCO_ENABLE_VARIABLES_ANNOTATIONS=0', S,
       '--empty-umask', '--standalone', '--host', '0.0.0.0', '--serve-sources', '/sources'], `${rt}: --sources wins`)
   }
 })

@@ -52,7 +52,7 @@ const REJECTED: Case[] = [
   ['record --output relative', ['record', '--output', 'out', '--', './t'], /--output: "out" is relative/],
   ['trace entry symlink: sources.fallback', ['package-build', 'TRACE', '--skip-rr'], /sources\.fallback is a symlink; refusing to write through it/, t => fs.symlinkSync('/etc/passwd', path.join(t, 'sources.fallback'))],
   ['trace entry symlink: files.system-debuginfo', ['package-build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is a symlink/, (t, d) => fs.symlinkSync(d, path.join(t, 'files.system-debuginfo'))],
-  ['--copy-sources with --skip-rr (issue 18)', ['package-build', 'TRACE', '--skip-rr', '--copy-sources', 'DIR'], /--copy-sources copies what `rr sources` lists: drop --skip-rr/],
+  ['--copy-sources with --skip-rr (issue 18)', ['package-build', 'TRACE', '--skip-rr', '--copy-sources', 'DIR'], /--copy-sources, --substitute, --gdb-script, --system-debuginfo run rr: drop --skip-rr/],
   ['--copy-sources relative (issue 18)', ['build', 'TRACE', '--copy-sources', 'src'], /--copy-sources: "src" is relative/],
   ['trace entry not a directory: files.system-debuginfo', ['package-build', 'TRACE', '--skip-rr'], /files\.system-debuginfo is not a directory/, t => fs.writeFileSync(path.join(t, 'files.system-debuginfo'), '')],
   ['compression level 0', ['only-build', 'TRACE', '--compression-level', '0'], /--compression-level must be an integer from 1 to 22, not "0"/],
@@ -122,7 +122,7 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
   const lib = LIBTHREAD_DB.find(l => fs.existsSync(l))
   assert.deepEqual(f.out, ['docker image inspect localhost/b:1', 'docker image inspect localhost/s:1', `rr pack ${t}`, `rr sources ${t}`, ...lib ? [`# would copy ${lib} to ${t}/files.system-debuginfo/libthread_db.so`] : [],
     `# would write ${t}/sources.fallback`, 'docker image inspect localhost/b:1', `# seccomp profile written to ${seccomp}`,
-    `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --mount type=bind,src=${t}/pernosco-given-to-builder,dst=/trace/pernosco-given-to-builder,bind-nonrecursive=true,readonly --env RUST_BACKTRACE=full --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
+    `docker create --name ${name} --rm --network none --cap-drop ALL --security-opt no-new-privileges --security-opt seccomp=${seccomp} --security-opt apparmor=unconfined --read-only --tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=4g --init --hostname pernosco --ipc private --memory 16g --memory-swap 16g --pids-limit 4096 --user 1000:1000 --pull never --env HOME=/tmp --mount type=bind,src=${t},dst=/trace,bind-nonrecursive=true --mount type=bind,src=${t}/pernosco-given-to-builder,dst=/trace/pernosco-given-to-builder,bind-nonrecursive=true,readonly --env RUST_BACKTRACE=full --env RUST_LOG=error --entrypoint db_builder localhost/b:1 --shards 2 on-prem /trace`,
     `docker inspect ${name}`, `docker start --attach ${name}`, `docker rm --force ${name}`])
   assert.ok(!fs.existsSync(path.join(t, 'sources.fallback')), 'dry run writes nothing into the trace')
 })
@@ -465,7 +465,7 @@ test('root: containers never run as uid 0; config.user, else the user sudo came 
       '--memory', '16g', '--memory-swap', '16g', '--pids-limit', '4096', ...user.split(' '), ...rt === 'podman' ? ['--http-proxy=false', '--no-hosts'] : [], '--pull', 'never',
       '--env', 'HOME=/tmp', '--mount', `type=bind,src=${t},dst=/trace,${rt === 'podman' ? 'bind-nonrecursive,nosuid,nodev' : 'bind-nonrecursive=true'}`,
       '--mount', `type=bind,src=${t}/pernosco-given-to-builder,dst=/trace/pernosco-given-to-builder,${rt === 'podman' ? 'bind-nonrecursive,nosuid,nodev' : 'bind-nonrecursive=true'},readonly`,
-      '--env', 'RUST_BACKTRACE=full', '--entrypoint', 'db_builder', '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9', 'on-prem', '/trace']
+      '--env', 'RUST_BACKTRACE=full', '--env', 'RUST_LOG=error', '--entrypoint', 'db_builder', '643334553517.dkr.ecr.us-east-2.amazonaws.com/customers/db-builder:a4fca5f637f1825e6d6eda47c34b785233d974f9', 'on-prem', '/trace']
     const h = fakeSys({ uid: 0 }), th = usersTrace(4242) // config.user wins over sudo's
     assert.equal(await main(['only-build', th, '--runtime', rt, '--config', cfg], h.sys), 0)
     assert.deepEqual(h.calls[1], whole(h.calls[1], th, '--user 4242:4343'))

@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import net from 'node:net'
 import http from 'node:http'
-import { BUILT, type Bridge, type Result, type Sys } from '../pernosco.mts'
+import { BUILT, type Bridge, type Result, type Sys, type Io } from '../pernosco.mts'
 
 /** What the bridge is: a forwarder from a unix socket (by path) to a TCP port on loopback, here in-process;
  * returns the socket's path. `delay` holds each upstream connect that long (ms); `drop` closes each
@@ -55,7 +55,7 @@ export function tmpdir(prefix = 'pmts-test-'): string {
 const cleanups: (() => void)[] = []
 process.on('exit', () => { for (const c of cleanups) try { c() } catch { /* best effort */ } })
 
-export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[]; fire(): void; dir: string }
+export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[]; fire(): void; dir: string; ios: (Io | undefined)[] }
 
 /** A host with podman, docker and rr on PATH, perf_event_paranoid = paranoid, and answers per argv[1]. */
 export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string; answer?: (argv: readonly string[]) => Result | Promise<Result> | undefined; warn?: (argv: readonly string[]) => string | undefined; path?: string[]; bridge?: (argv: readonly string[]) => Bridge } = {}): Fake {
@@ -63,7 +63,7 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
   fs.mkdirSync(bin); fs.mkdirSync(path.join(proc, 'sys/kernel'), { recursive: true })
   for (const b of opts.path ?? ['podman', 'docker', 'rr', 'nsenter']) fs.writeFileSync(path.join(bin, b), '')
   if (opts.paranoid !== 'absent') fs.writeFileSync(path.join(proc, 'sys/kernel/perf_event_paranoid'), (opts.paranoid ?? '1') + '\n')
-  const calls: string[][] = [], out: string[] = [], err: string[] = []
+  const calls: string[][] = [], out: string[] = [], err: string[] = [], ios: (Io | undefined)[] = []
   let created: readonly string[] = []
   /** An honest runtime: inspect shows exactly what create asked for. */
   const honest = (argv: readonly string[]): Result => {
@@ -81,8 +81,9 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
   const sys: Sys = {
     // root came through sudo from uid 1000 unless told otherwise (the containers never run as uid 0)
     env: { PATH: bin, HOME: path.join(dir, 'home'), ...opts.uid === 0 && opts.sudo !== false ? { SUDO_UID: '1000', SUDO_GID: '1000' } : {} }, uid: opts.uid ?? 1000, gid: opts.uid ?? 1000, cwd: dir, proc,
-    run: async argv => {
+    run: async (argv, _capture, _tag, io) => {
       calls.push([...argv])
+      ios.push(io)
       const res = await (opts.answer?.(argv) ?? honest(argv))
       // A running server's PID has a network namespace of its own (serve checks it, and the bridge re-checks it).
       const pid = argv.includes('{{.State.Pid}}') && /^[1-9]\d*$/.test(res.out.trim()) ? res.out.trim() : undefined
@@ -96,7 +97,7 @@ export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string;
     watch: () => () => {}, // the watchdog: the real one is tested in e2e-podman (a SIGKILLed wrapper)
     onSignal: f => { sig = f; return () => { sig = undefined } },
   }
-  return { sys, calls, out, err, fire: () => sig?.(), dir }
+  return { sys, calls, out, err, fire: () => sig?.(), dir, ios }
 }
 
 /** README's Kubernetes manifest (section "On a cluster"): the yaml block that starts with its file name. */

@@ -144,7 +144,7 @@ test('rr sources failing (rr < 5.6) or listing an unknown type: one clear line, 
   const old = fakeSys({ answer: a => (a[1] === 'sources' ? { code: 1, out: '', err: 'rr: unknown command sources' } : undefined) })
   assert.equal(await main(['build', t], old.sys), 2)
   assert.deepEqual(old.err, ['rr: unknown command sources', 'pernosco: `rr sources` failed (it needs rr >= 5.6): update rr, or pass --skip-rr'])
-  assert.deepEqual(old.calls.map(c => c.slice(0, 2)), [['rr', 'pack'], ['rr', 'sources']], 'no builder')
+  assert.deepEqual(old.calls.map(c => c.slice(0, 2)), [['podman', 'image'], ['podman', 'image'], ['rr', 'pack'], ['rr', 'sources']], 'no builder')
   const { f } = hostWith(() => '{"external_debug_info":[{"path":"/x","build_id":"abcd","type":"gnu-zdebug"}]}')
   assert.equal(await main(['package-build', t], f.sys), 2)
   assert.deepEqual(f.err, ['pernosco: rr sources: unknown debug info type "gnu-zdebug"'])
