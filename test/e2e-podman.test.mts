@@ -44,6 +44,35 @@ test('build: rr pack, host-side packaging, then the confined builder writes into
   assert.deepEqual(ourTmpDirs(), before, 'no temp dir left')
 })
 
+test('issue 31, end to end: --substitute, a Chromium tree\'s printers and a debuginfo overlay reach the confined builder', { skip }, () => {
+  const t = trace(), host = tmpdir(), json = path.join(host, 'sources.json'), ids = path.join(host, 'ids'), mirror = path.join(host, 'mirror')
+  const cr = path.join(host, 'chromium/src'), glibc = path.join(host, 'glibc')
+  for (const [f, text] of [['tools/gdb/gdb_chrome.py', 'import gdb\n'], ['tools/gdb/viewg.gdb', 'define viewg\nend\n'], ['base/b.cc', 'int b;\n']]) {
+    fs.mkdirSync(path.dirname(path.join(cr, f)), { recursive: true }); fs.writeFileSync(path.join(cr, f), text)
+  }
+  fs.mkdirSync(path.join(glibc, 'malloc'), { recursive: true }); fs.writeFileSync(path.join(glibc, 'malloc/malloc.c'), 'int m;\n')
+  const stage = path.join(host, 'stage')
+  fs.mkdirSync(path.join(stage, 'usr/lib/debug/.build-id/ab'), { recursive: true }); fs.writeFileSync(path.join(stage, 'usr/lib/debug/.build-id/ab/cdef.debug'), 'dbg\n')
+  fs.mkdirSync(mirror)
+  assert.equal(spawnSync('tar', ['-C', stage, '-cJf', path.join(mirror, 'libc6-dbg.tar.xz'), 'usr']).status, 0)
+  fs.writeFileSync(path.join(mirror, 'trace-overlay.manifest'), JSON.stringify({ overlays: { 'libc6-dbg.tar.xz': ['abcdef'] } }))
+  assert.equal(spawnSync('xz', [path.join(mirror, 'trace-overlay.manifest')]).status, 0)
+  fs.writeFileSync(path.join(t, 'mmap_pack_1_libc.so.6'), 'x')
+  fs.writeFileSync(ids, 'abcdef\n')
+  fs.writeFileSync(json, JSON.stringify({ comp_dir_substitutions: { 'libc-2.36.so': glibc }, files: { [cr]: ['base/b.cc'], '': [path.join(glibc, 'malloc/malloc.c')] } }))
+  spawnSync('chmod', ['-R', 'a+rX', host]); handTo(t)
+  const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'build', t, '--copy-sources', path.join(host, 'chromium'), '--substitute', `libc-2.36.so=${glibc}`, '--system-debuginfo', mirror],
+    { env: { ...podmanEnv(), RR_SOURCES_JSON: json, RR_BUILDIDS: ids }, encoding: 'utf8', timeout: 120_000 })
+  assert.equal(p.status, 0, p.stderr)
+  assert.match(rrLog(), new RegExp(`rr sources --substitute libc-2.36.so=${glibc} ${t} `))
+  assert.match(rrLog(), new RegExp(`buildid-input ${t}/mmap_pack_1_libc.so.6`))
+  const sub = cr.replaceAll('/', '_')
+  assert.deepEqual(fs.readFileSync(path.join(t, 'copies.txt'), 'utf8').split('\n'), [`/trace/gdbinit/.gdbinit`, `/trace/gdbinit/${sub}/.gdbinit`,
+    `/trace/gdbinit/${sub}/tools/gdb/gdb_chrome.py`, `/trace/gdbinit/${sub}/tools/gdb/viewg.gdb`, '/trace/sources.user', `/trace/sources${cr}/base/b.cc`,
+    `/trace/sources${glibc}/malloc/malloc.c`, '/trace/usr/lib/debug/.build-id/ab/cdef.debug', ''], 'what the confined builder sees')
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(t, 'sources.user'), 'utf8')), [{ condition: { binary: 'libc-2.36.so' }, overrideCompDir: glibc }])
+})
+
 test('build --copy-sources with a stand-in rr sources: debug info and sources land in the trace, the confined builder reads them, serve offers them (issue 18)', { skip }, () => {
   const t = trace(), host = tmpdir(), json = path.join(host, 'sources.json')
   fs.chmodSync(host, 0o755) // as root the copies are read as the containers' user (issue 27): what it may read
