@@ -54,8 +54,7 @@ export interface Ctx {
   rt: Runtime; cfg: Config; rootless: boolean; uid: number; gid: number; name: string; seccomp: string
 }
 
-// ---- POLICY: every confinement flag, with its reason above it. "WEAKENS" marks a relaxation. ----
-/** The flags every container gets, in order: the argv itself, a reason above each (bubblewrap's style). */
+// ---- POLICY: the flags every container gets, in order, a reason above each. "WEAKENS": a relaxation. ----
 export function POLICY(c: Ctx): string[] {
   const l = c.cfg.limits
   const podman = c.rt === 'podman'
@@ -159,10 +158,8 @@ export function checkDir(p: string, what: string): string {
   if (!path.isAbsolute(p)) fail(`${what}: ${JSON.stringify(p)} is relative${tilde}; give an absolute path`)
   const real = attempt(() => fs.realpathSync.native(p)) ?? fail(`${what}: ${p} does not exist`)
   if (!fs.statSync(real).isDirectory()) fail(`${what}: ${real} is not a directory`)
-  if (MOUNT_UNSAFE.test(real)) {
-    fail(`${what}: ${JSON.stringify(real)} contains , " = : or a control character, which could alter mount `
-      + 'options; rename or move it')
-  }
+  if (MOUNT_UNSAFE.test(real)) fail(`${what}: ${JSON.stringify(real)} contains , " = : or a control `
+    + 'character, which could alter mount options; rename or move it')
   return real
 }
 export function checkInt(v: string | undefined, what: string, lo: number, hi: number): number | undefined {
@@ -272,8 +269,7 @@ export const rmArgv = (rt: Runtime, name: string) =>
 export interface Result { code: number; out: string; err?: string }
 /** What a command reads (`input`), and the --log file a container's tagged lines go to. */
 export interface Io { input?: string; log?: number }
-/** The forwarder to port 3000 in the server's network namespace: `ready` once it listens, `died` when it
- * exits. */
+/** The forwarder into the server's network namespace: `ready` once it listens, `died` when it exits. */
 export interface Bridge { ready: Promise<void>; died: Promise<void>; close(): void }
 export interface Sys {
   env: NodeJS.ProcessEnv; uid: number; gid: number; cwd: string; proc: string
@@ -505,8 +501,7 @@ function runAs(r: Run): [number, number] {
   return fail('as root, the containers still never run as root: run as yourself (rootless podman), with sudo '
     + '(they run as SUDO_UID), or set "user": "UID:GID" in a --config file')
 }
-/** The containers that exist now and their private directories, so that even a crash removes them (see the
- * end of the file). */
+/** The containers that exist now and their private directories: even a crash removes them (crashed()). */
 const LIVE = new Map<string, { rm: string[]; dir: string }>()
 type During = (name: string, c: Ctx) => Promise<() => void>
 /** create, inspect and VERIFY, start --attach (while `during` sets up what talks to it), rm. The seccomp
@@ -548,10 +543,8 @@ async function runContainer(r: Run, kind: string, image: string, build: (c: Ctx)
     const { out } = await exec(r, [r.rt, 'inspect', name], true)
     const flags = argv.slice(0, argv.indexOf(image))
     const bad = r.dry ? [] : verify(flags, c, attempt(() => JSON.parse(out)[0]) ?? {}, img)
-    if (bad.length) {
-      fail(`${name} is not what pernosco.mts asked for, so it was removed unstarted: ${bad.join('; ')}. `
-        + 'Check containers.conf or the daemon config')
-    }
+    if (bad.length) fail(`${name} is not what pernosco.mts asked for, so it was removed unstarted: `
+      + `${bad.join('; ')}. Check containers.conf or the daemon config`)
     r.started = true
     // Attached, so its exit code is ours; what it prints arrives tagged, as data (runArgv, asLines).
     const started = exec(r, startArgv(r.rt, name), false, `${kind} |`)
@@ -639,13 +632,10 @@ export async function sanitize(r: Run, dir: string, who: string, mode: number) {
 function noHardLinks(r: Run, trace: string) {
   const argv = ['find', '-P', trace, '-type', 'f', '-links', '+1', '-print', '-quit']
   show(r, argv)
-  const stdio: StdioOptions = ['ignore', 'pipe', 'pipe']
-  const found = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio, ...asUser(r) })
+  const found = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', ...asUser(r) })
   const first = JSON.stringify(found.stdout?.trim() ?? '') // a name the builder made may hold a newline
-  if (first !== '""') {
-    fail(`${first} has another name (a hard link): the builder could write your file through it. `
-      + `rr's own go with \`rr pack ${trace}\` (build runs it); remove one made inside the trace`)
-  }
+  if (first !== '""') fail(`${first} has another name (a hard link): the builder could write your file `
+    + `through it. rr's own go with \`rr pack ${trace}\` (build runs it); remove one made inside the trace`)
   if (found.status !== 0) fail(`find could not check ${trace} for hard links: ${found.stderr ?? found.error}`)
 }
 const RR_URL = 'https://rr-project.org'
@@ -743,10 +733,8 @@ async function packageBuild(r: Run, trace: string, build = false): Promise<numbe
   const pack = !r.o['skip-rr']
   // A builder may have rewritten the trace's binaries, which name what `rr sources` lists (debugCopies),
   // and may still be at work in it: package-build never touches a trace a builder was given.
-  if (entry(trace, GIVEN)) {
-    fail(`${trace} was given to the db builder, which may have rewritten what \`rr sources\` reads: package `
-      + 'a new recording, or rebuild this one with `only-build`')
-  }
+  if (entry(trace, GIVEN)) fail(`${trace} was given to the db builder, which may have rewritten what `
+    + '`rr sources` reads: package a new recording, or rebuild this one with `only-build`')
   const owner = r.sys.uid === 0 ? runAs(r) : undefined // as root, never copy or write as root
   const noRr = pack && !r.dry && !onPath(r.sys.env, 'rr') // a dry run only prints rr's commands
   if (noRr) fail(`rr is not on PATH: install rr (${RR_URL}), or pass --skip-rr`)
@@ -769,8 +757,7 @@ async function packageBuild(r: Run, trace: string, build = false): Promise<numbe
   // rr reads and copies what the trace names: as root, as the containers' user (setpriv: no group kept).
   const as = owner ? ['setpriv', `--reuid=${owner[0]}`, `--regid=${owner[1]}`, '--clear-groups', '--'] : []
   const packed = pack ? await exec(r, [...as, 'rr', 'pack', trace], false, 'rr pack |') : undefined
-  const code = packed?.code ?? 0
-  if (code) return code
+  if (packed?.code) return packed.code
   const substitute = subs.flatMap(([lib, dir]) => ['--substitute', `${lib}=${dir}`])
   const listed = pack ? await exec(r, [...as, 'rr', 'sources', ...substitute, ...script, trace], true)
     : { code: 0, out: '' }
@@ -1048,9 +1035,7 @@ export async function startProxy(o: ProxyOpts) {
     const out = toServer(req, requestHeaders(req), (status, why) => deny(res, status, why, UF))
     out.on('response', answer => relay(answer, res))
     // A close with neither an answer nor an error (a 101 to a plain request): answer, never hang.
-    out.on('close', () => {
-      if (!res.headersSent) deny(res, 502, 'bad response from the Pernosco server', UF)
-    })
+    out.on('close', () => res.headersSent || deny(res, 502, 'bad response from the Pernosco server', UF))
     res.on('close', () => res.writableFinished || out.destroy()) // the browser left: free the upstream socket
     // Bodies always have a length (chunked ones are refused); a request without one is sent at once.
     if (req.headers['content-length']) pipeline(req, out, () => {})
@@ -1117,9 +1102,7 @@ export async function startProxy(o: ProxyOpts) {
       const kept = KEEP_UPGRADE.filter(k => answer.headers[k]).map(k => [k, answer.headers[k]])
       sock.write(rawHead(101, { upgrade: 'websocket', connection: 'Upgrade', ...Object.fromEntries(kept) }))
       tunnels.add(theirs).add(sock)
-      for (const [a, b] of [[theirs, sock], [sock, theirs]]) {
-        a.on('close', () => tunnels.delete(b.destroy()))
-      }
+      for (const [a, b] of [[theirs, sock], [sock, theirs]]) a.on('close', () => tunnels.delete(b.destroy()))
       theirs.unshift(theirHead)
       theirs.pipe(sock).pipe(theirs)
     })
@@ -1134,7 +1117,6 @@ export async function startProxy(o: ProxyOpts) {
   return { url: `${S}/?token=${o.token}`, shell: S, ui: U, close }
 }
 const boundPort = (srv: net.Server) => (srv.address() as net.AddressInfo).port
-/** Listening, or the error that prevented it. */
 const listen = (srv: net.Server, at: net.ListenOptions) => new Promise<Error | undefined>(ok => {
   srv.once('error', ok).listen(at, () => ok(undefined))
 })
@@ -1185,7 +1167,6 @@ export const GIVEN = 'pernosco-given-to-builder'
 /** What serve looks for: written by us once the builder exited 0 (its own files are not ours to know, nor
  * to read: one could be a FIFO); removed before each build, so an interrupted one is not taken for built. */
 export const BUILT = 'pernosco-built'
-/** The builder's variables, from build's options. */
 function builderEnv(r: Run) {
   const level = checkInt(r.o['compression-level'], '--compression-level', 1, 22)?.toString()
   const log = r.o['builder-rr-log']
@@ -1228,8 +1209,7 @@ async function serve(r: Run): Promise<number> {
   // --storage: made (0700) if missing; one serve at a time, by a name bound in our network namespace.
   const given = r.o.storage
   const make = given !== undefined && !r.dry && path.isAbsolute(given) && !fs.existsSync(given)
-  // Made by the containers' user (as root: spawn sets its uid), never by root in a directory another may own;
-  // if that fails, checkDir says why.
+  // Made as the containers' user (asUser), never by root in a dir another may own; if not, checkDir says why.
   if (make) spawnSync('mkdir', ['-p', '-m', '700', '--', given], { stdio: 'ignore', ...asUser(r) })
   const storage = given === undefined ? undefined : checkDir(given, '--storage')
   const mode = storage ? fs.statSync(storage).mode : 0
@@ -1254,14 +1234,13 @@ async function serve(r: Run): Promise<number> {
     if (!target[0]) fail('the server container did not start')
     const bridge = r.sys.bridge(argv)
     const token = crypto.randomBytes(32).toString('hex')
-    // Rootless, the bridge runs in podman's mount namespace too: its socket must be the one we see.
-    const seen = () => {
-      if (!attempt(() => fs.statSync(socketPath).isSocket())) fail(`the bridge's socket is not visible here`)
-    }
     const webrtc = r.o['allow-webrtc-leak']
     if (webrtc) r.sys.err('pernosco: --allow-webrtc-leak: the UI can reach other hosts by WebRTC', 'red')
-    const started = bridge.ready.then(seen).then(() => startProxy({ socketPath, port, token, name, webrtc }))
-    const proxy = await started.catch(e => {
+    const proxy = await bridge.ready.then(() => {
+      // Rootless, the bridge runs in podman's mount namespace too: its socket must be the one we see.
+      if (!attempt(() => fs.statSync(socketPath).isSocket())) fail(`the bridge's socket is not visible here`)
+      return startProxy({ socketPath, port, token, name, webrtc })
+    }).catch(e => {
       bridge.close()
       throw e
     })
