@@ -24,6 +24,8 @@ const IMAGE = 'localhost/pernosco-bench-server:1', env = podmanEnv()
 const rows: string[][] = []
 const row = (what: string, ours: string, base: string, ratio: string, target: string, ok: boolean | null) => rows.push([what, ours, base, ratio, target, ok === null ? '' : ok ? 'met' : 'MISSED'])
 const QUICK = process.argv.includes('--quick')
+/** The machine's load when the run began (other work on it moves every figure). */
+const LOAD0 = os.loadavg().map(l => l.toFixed(2)).join(' ')
 /** How many pairs: one each in quick mode. */
 const n = (full: number) => (QUICK ? 1 : full)
 /** A section of rows: if it throws, its rows say NOT MEASURED with the reason, and the run exits 1 at the end. */
@@ -132,6 +134,7 @@ if (benchNode) await section(`serve start-up (${benchNodeVersion})`, () => start
 // BENCH_ONLY=startup: the start-up rows alone (e.g. to compare two versions of pernosco.mts).
 const printTable = () => {
   const cpu = os.cpus()[0].model, machine = `${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, node ${process.version}, ${spawnSync('podman', ['--version'], { encoding: 'utf8' }).stdout.trim()}`
+    + `; load average ${LOAD0} at the start, ${os.loadavg().map(l => l.toFixed(2)).join(' ')} at the end${QUICK ? '; --quick' : ''}`
   const table = [`Machine: ${machine}`, '', '| measurement | pernosco.mts | baseline | ratio / added | target | |', '| --- | --- | --- | --- | --- | --- |', ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
   console.log(table)
   return table
