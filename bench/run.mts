@@ -60,6 +60,8 @@ const client = (args: string[], pre: string[] = []) => {
 // If the bench fails midway, it leaves no serve process or container behind (before the quirks file goes): only
 // its own, by name (another run of the tests may have containers of the same prefix on this machine).
 const serves: ReturnType<typeof spawn>[] = [], names = new Set<string>()
+// An interrupted run (Ctrl-C, a CI timeout) removes what it made all the same: process.exit runs the exit handlers.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => process.exit(130))
 process.prependListener('exit', () => {
   for (const w of serves) if (w.exitCode === null) w.kill('SIGKILL')
   if (names.size) spawnSync('podman', ['rm', '--force', '--ignore', '--time', '0', ...names], { env })
