@@ -29,7 +29,8 @@
 
 import { spawn, spawnSync, type StdioOptions } from 'node:child_process'
 import fs from 'node:fs'
-import http from 'node:http'
+import type * as http from 'node:http'
+import { createRequire } from 'node:module'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -42,6 +43,8 @@ import chalk from 'chalk'
 import { Ajv } from 'ajv'
 
 const SELF = fileURLToPath(import.meta.url)
+// By require: on Node 24 an ESM import of node:http also loads undici, http2 and tls, ~50 ms of start-up.
+const HTTP = createRequire(import.meta.url)('node:http') as typeof http
 export const VERSION = '0.2.0'
 export type Runtime = 'podman' | 'docker'
 export interface Config {
@@ -919,7 +922,7 @@ const KEEP_UPGRADE = ['sec-websocket-accept', 'sec-websocket-protocol', 'sec-web
  * constants or headers that node's parser (llhttp) accepted, which hold no CR or LF. */
 function rawHead(status: number, h: object) {
   const lines = Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('')
-  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${lines}\r\n`
+  return `HTTP/1.1 ${status} ${HTTP.STATUS_CODES[status]}\r\n${lines}\r\n`
 }
 /** An answer written on the socket itself (node's own errors, refused upgrades), then the connection ends;
  * destroyed after a second if the peer does not close. Only on a connection where nothing was written yet:
@@ -963,7 +966,7 @@ export async function startProxy(o: ProxyOpts) {
   // 417 for an unknown Expect (checkExpectation); a missing Host is ours to refuse. Each gets our
   // nameless headers here (node 20 and 24 have no other answer of their own), or no answer at all.
   const server = (onRequest: http.RequestListener, forced: typeof UF0) =>
-    http.createServer({ requireHostHeader: false }, onRequest).setTimeout(t.browser)
+    HTTP.createServer({ requireHostHeader: false }, onRequest).setTimeout(t.browser)
       .on('clientError', (e: NodeJS.ErrnoException, s: net.Socket) => answerRaw(s, clientStatus(e), forced))
       .on('checkExpectation', (_, res: http.ServerResponse) => deny(res, 417, 'no Expect', forced))
   const shells = await listenLoopback(() => server(onShell, SF0), o.port)
@@ -984,7 +987,7 @@ export async function startProxy(o: ProxyOpts) {
   const UF = forcedHeaders([...CSP, `frame-ancestors ${S}`].join('; '))
   // Upstream: node's own HTTP client (llhttp parses every byte the server sends), on keep-alive sockets to
   // the bridge's unix socket; at most 16 (node counts each as it opens), further requests wait here.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: t.pooled })
+  const agent = new HTTP.Agent({ keepAlive: true, maxSockets: 16, timeout: t.pooled })
   const upstream = { agent, socketPath: o.socketPath }
   const tunnels = new Set<Duplex>()
   const hostOk = (req: http.IncomingMessage, port: number) => req.headers.host === `${o.name}:${port}`
@@ -1005,7 +1008,7 @@ export async function startProxy(o: ProxyOpts) {
   function deny(res: http.ServerResponse, status: number, why: string, forced = UF0) {
     if (res.writableEnded) return // answered already (a timeout)
     if (res.headersSent) return res.destroy()
-    res.writeHead(status, http.STATUS_CODES[status], { ...forced, 'content-type': 'text/plain' })
+    res.writeHead(status, HTTP.STATUS_CODES[status], { ...forced, 'content-type': 'text/plain' })
     res.end(why + '\n')
   }
   function onShell(req: http.IncomingMessage, res: http.ServerResponse) {
@@ -1046,7 +1049,7 @@ export async function startProxy(o: ProxyOpts) {
    * head within t.upstream of the request's arrival (a wait for a socket included), or an error. Both may
    * come (the timer's destroy() raises 'error'): deny and answerRaw answer once, then do nothing. */
   function toServer(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, answer: Answer) {
-    const out = http.request({ ...upstream, method: req.method, path: req.url, headers })
+    const out = HTTP.request({ ...upstream, method: req.method, path: req.url, headers })
     const late = setTimeout(() => {
       answer(504, 'the Pernosco server did not answer in time')
       out.destroy()
@@ -1236,12 +1239,15 @@ async function serve(r: Run): Promise<number> {
     const token = crypto.randomBytes(32).toString('hex')
     const webrtc = r.o['allow-webrtc-leak']
     if (webrtc) r.sys.err('pernosco: --allow-webrtc-leak: the UI can reach other hosts by WebRTC', 'red')
-    const proxy = await bridge.ready.then(() => {
+    // The proxy listens while the bridge starts (no URL, so no token, is out before both are up).
+    const listening = startProxy({ socketPath, port, token, name, webrtc })
+    const proxy = await Promise.all([listening, bridge.ready]).then(([p]) => {
       // Rootless, the bridge runs in podman's mount namespace too: its socket must be the one we see.
       if (!attempt(() => fs.statSync(socketPath).isSocket())) fail(`the bridge's socket is not visible here`)
-      return startProxy({ socketPath, port, token, name, webrtc })
+      return p
     }).catch(e => {
       bridge.close()
+      void listening.then(p => p.close(), () => {})
       throw e
     })
     // The bridge is the only way in: if it dies, the server is stopped rather than left unreachable.
@@ -1291,7 +1297,7 @@ async function serverPid(r: Run, c: Ctx): Promise<string[]> {
 }
 /** Whether the server answers HTTP through the bridge yet (any status), within a second. */
 const answers = (socketPath: string) => new Promise<boolean>(ok => {
-  const req = http.get({ socketPath, path: '/', agent: false, timeout: 1000 }, res => {
+  const req = HTTP.get({ socketPath, path: '/', agent: false, timeout: 1000 }, res => {
     res.destroy()
     ok(true)
   })
