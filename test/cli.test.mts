@@ -10,7 +10,7 @@ import http from 'node:http'
 import net from 'node:net'
 import chalk from 'chalk'
 import { main, quote, realSys, BRIDGE, BUILT, SOURCES_FALLBACK, LIBTHREAD_DB, SECCOMP, type Result } from '../pernosco.mts'
-import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT } from './helpers.mts'
+import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT, ownTmpDirs } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
 
@@ -122,10 +122,10 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
 })
 
 test('dry-run, issue 22: two dry runs leave nothing in /tmp and one profile in the cache (XDG_CACHE_HOME if set)', async () => {
-  const before = fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-'))
+  const before = ownTmpDirs()
   const f = fakeSys(), t = traceDir(), cache = tmpdir()
   for (let i = 0; i < 2; i++) assert.equal(await main(['only-build', t, '--dry-run'], f.sys), 0)
-  assert.deepEqual(fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-') && !before.includes(d)), [])
+  assert.deepEqual(ownTmpDirs(), before)
   assert.deepEqual(fs.readdirSync(path.join(f.sys.env.HOME!, '.cache')), ['pernosco-0.2.0'])
   assert.equal(fs.statSync(path.join(f.sys.env.HOME!, '.cache/pernosco-0.2.0')).mode & 0o777, 0o700)
   f.sys.env.XDG_CACHE_HOME = cache
@@ -266,18 +266,17 @@ test('a signal that races a later step (issue 22 review): exit 130 and the one i
 })
 
 test('the signal handler is in place before the private directory exists (a Ctrl-C never leaves it in /tmp)', async () => {
-  const ours = () => fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-')).sort()
-  const before = ours()
+  const before = ownTmpDirs()
   const f = fakeSys()
   let atRegistration: string[] = []
   const register = f.sys.onSignal
   f.sys.onSignal = fn => {
-    atRegistration = ours()
+    atRegistration = ownTmpDirs()
     return register(fn)
   }
   assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 0)
   assert.deepEqual(atRegistration, before, 'no directory of ours yet when the handler was registered')
-  assert.deepEqual(ours(), before, 'and none left after')
+  assert.deepEqual(ownTmpDirs(), before, 'and none left after')
 })
 
 test('the runtime\'s warnings on success are shown (rootless podman on cgroup v1 ignores the limits), controls dropped', async () => {
@@ -439,8 +438,7 @@ test('runtime default: podman when on PATH, else docker', { skip: ROOT_ONLY }, a
 })
 
 test('root: containers never run as uid 0; config.user, else the user sudo came from, else a clear refusal (issue 16)', { skip: ROOT_ONLY }, async () => {
-  const ours = () => fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-'))
-  const before = ours()
+  const before = ownTmpDirs()
   for (const rt of ['podman', 'docker']) {
     const f = fakeSys({ uid: 0, sudo: false })
     assert.equal(await main(['only-build', traceDir(), '--runtime', rt], f.sys), 2)
@@ -473,7 +471,7 @@ test('root: containers never run as uid 0; config.user, else the user sudo came 
     assert.equal(await main(['only-build', traceDir(), '--config', cfg], f.sys), 2, bad)
     assert.match(f.err[0], /\/user must match pattern/)
   }
-  assert.deepEqual(ours().filter(d => !before.includes(d)), [], 'a refusal leaves no temp dir')
+  assert.deepEqual(ownTmpDirs().filter(d => !before.includes(d)), [], 'a refusal leaves no temp dir')
 })
 
 test('serve --dry-run prints create, start, inspect, the bridge and rm; runs none', async () => {
