@@ -1,6 +1,6 @@
 // `npm run demo` as a normal user on a machine that lacks packages (issue 22): one line that names them and
 // the command that installs them, exit 2, and nothing installed or run. (The whole demo runs in .ci/run,
-// as root and as a normal user with rootless podman: test/demo-rootless.sh.)
+// as root and as a normal user with rootless podman: test/rootless.sh demo.)
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
