@@ -46,8 +46,8 @@ trap cleanup EXIT
 clone=$home/pernosco.mts
 install -d -m 700 -o "$U" -g "$gid" "$run"
 git clone -q "$PWD" "$clone"
-chown -R "$U:$gid" "$clone"
 echo "rootless: npm run $what as $U (uid $uid) in a clone of $(git -C "$clone" log --oneline -1)"
+chown -R "$U:$gid" "$clone"
 # Its own `npm ci`, under a umask that lets nobody else read anything.
 cd "$clone"
 as bash -c "umask 077 && cd \"\$0\" && $cmd" "$clone" </dev/null
