@@ -10,7 +10,7 @@ import http from 'node:http'
 import net from 'node:net'
 import chalk from 'chalk'
 import { main, quote, realSys, BRIDGE, BUILT, SOURCES_FALLBACK, LIBTHREAD_DB, SECCOMP, type Result } from '../pernosco.mts'
-import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT, ownTmpDirs } from './helpers.mts'
+import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT, ownTmpDirs, READ_ONLY } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
 
@@ -328,7 +328,7 @@ test('package-build writes libthread_db.so and sources.fallback without followin
   if (lib) {
     const dest = path.join(t, 'files.system-debuginfo/libthread_db.so')
     assert.deepEqual(fs.readFileSync(dest), fs.readFileSync(lib))
-    assert.equal(fs.statSync(dest).mode & 0o7777, 0o444, 'read-only for all, never setuid or writable')
+    assert.equal(fs.statSync(dest).mode & 0o7777, READ_ONLY, 'read-only (your umask kept), never setuid or writable')
     // issue 18: a link planted where it goes is replaced, never written through
     const target = path.join(tmpdir(), 'target'); fs.writeFileSync(target, 'theirs')
     fs.rmSync(dest); fs.symlinkSync(target, dest)

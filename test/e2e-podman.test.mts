@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
-import { ROOT, tmpdir, traceDir, getServed, ownTmpDirs } from './helpers.mts'
+import { ROOT, tmpdir, traceDir, getServed, ownTmpDirs, READ_ONLY } from './helpers.mts'
 import http from 'node:http'
 import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog, USER, RUN_AS, RUN_AS_ARGS, handTo, paranoidOne } from './podman-env.mts'
 /** A trace the containers' user may write (as root: handed to nobody). */
@@ -59,7 +59,7 @@ test('build --copy-sources with a stand-in rr sources: debug info and sources la
   assert.match(rrLog(), new RegExp(`rr sources ${t} `))
   assert.equal(fs.readFileSync(path.join(t, 'copies.txt'), 'utf8'), `/trace/debug/.build-id/aa/11.debug\n/trace/sources${host}/src/a.c\n`)
   const st = fs.statSync(path.join(t, 'debug/.build-id/aa/11.debug'))
-  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [RUN_AS.uid, RUN_AS.gid, 0o444], 'the containers\' user\'s, read-only')
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [RUN_AS.uid, RUN_AS.gid, READ_ONLY], 'the containers\' user\'s, read-only')
   const s = wrapper(['serve', t, '--dry-run'])
   assert.equal(s.status, 0, s.stderr)
   assert.match(s.stdout, /--serve-sources \/pernosco\/database\/sources\n/)

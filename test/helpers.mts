@@ -46,6 +46,10 @@ export const fakeBridge = (port: number) => (argv: readonly string[]): Bridge =>
 
 export const ROOT = path.resolve(import.meta.dirname, '..')
 
+/** The mode of the read-only copies package-build makes: 0444 less your umask, which they keep (a user with
+ * umask 077 gets 0400). Read from /proc: process.umask() with no argument is deprecated. */
+export const READ_ONLY = 0o444 & ~parseInt(/^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1], 8)
+
 /** An argv prefix that runs a browser fixture in a network namespace of its own, so that nothing it sends
  * can leave it. A normal user may make one only inside a user namespace of its own (uid 0 in there, still
  * you outside): enough for a fixture that runs no podman. */
