@@ -25,9 +25,9 @@ export function handTo<T extends string>(d: T): T {
 export const BUILDER_IMAGE = 'localhost/pernosco-test-builder:1'
 export const SERVER_IMAGE = 'localhost/pernosco-test-server:1'
 /** The stand-in app server: busybox httpd on 0.0.0.0:3000 serving test/fixtures/www (the hostile page). */
-export function importServerImage() {
+export function importServerImage(tag = SERVER_IMAGE) {
   const www = path.join(ROOT, 'test/fixtures/www')
-  importImage(SERVER_IMAGE, { 'usr/local/bin/app_server': path.join(ROOT, 'test/fixtures/app_server'),
+  importImage(tag, { 'usr/local/bin/app_server': path.join(ROOT, 'test/fixtures/app_server'),
     ...Object.fromEntries(fs.readdirSync(www).map(f => [`www/${f}`, path.join(www, f)])) }, ['ENTRYPOINT ["/usr/local/bin/app_server"]'])
 }
 
