@@ -62,7 +62,8 @@ test('demo: Ctrl-C at each step leaves no image, container or folder; the last l
   const before = ours()
   const chromium = fs.existsSync('/usr/bin/chromium') // without it the demo takes no screenshot
   for (const s of STOPS.filter(x => chromium || !x.at.startsWith('-- proved: the server'))) {
-    const p = spawn('script', ['-qec', 'npm run demo', '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+    // exec: script runs it with $SHELL -c, and a dash there would end 130 on any Ctrl-C (as package.json's does)
+    const p = spawn('script', ['-qec', 'exec npm run demo', '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
     const exited = new Promise<number | null>(ok => p.on('exit', code => ok(code)))
     let out = ''
     p.stdout!.on('data', d => { out += d })
