@@ -17,7 +17,7 @@ const never = () => new Promise<never>(() => {})
 // `browser`: Chromium while it takes the screenshot (closed by stop);
 // `kept`: set once serve is kept running for you (then Ctrl-C is how you stop it: exit 0);
 // `stage`: what the demo is doing, for its last line;
-// `stopping`: set once, by stop (no step starts after it, and every later stop waits for the first).
+// `stopping`: set once, by stop (no step starts after it; a later stop never returns: the first one exits).
 let child: ChildProcess | undefined
 let browser: { close(): Promise<void> } | undefined
 let kept = false
@@ -76,9 +76,9 @@ async function demo() {
   const images = { builder: `localhost/pernosco-demo-builder:${process.pid}`, server: `localhost/pernosco-demo-server:${process.pid}` }
   console.log(`== stand-in images (built here from busybox-static, removed at the end): ${images.builder} ${images.server}`)
   importImage(images.builder, { 'usr/local/bin/db_builder': path.join(ROOT, 'test/fixtures/db_builder') })
-  await sleep(0) // a Ctrl-C during the import is handled here
+  await sleep(50) // a Ctrl-C during the (synchronous) import is handled here: the demo ends in it
   importServerImage(images.server)
-  await sleep(0)
+  await sleep(50)
   stage = 'set-up'
   const dir = tmpdir('pernosco-demo-'), cfg = path.join(dir, 'pernosco.json'), traces = path.join(dir, 'rr')
   fs.chmodSync(dir, 0o711) // as root, the clean-up after the builder runs as the config's user: it must reach the trace
