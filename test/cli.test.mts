@@ -10,7 +10,7 @@ import http from 'node:http'
 import net from 'node:net'
 import chalk from 'chalk'
 import { main, quote, realSys, BRIDGE, BUILT, SOURCES_FALLBACK, LIBTHREAD_DB, SECCOMP, type Result } from '../pernosco.mts'
-import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT } from './helpers.mts'
+import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT, ownTmpDirs, READ_ONLY } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
 
@@ -128,10 +128,10 @@ test('dry-run prints every command, pasteable, and runs none', async () => {
 })
 
 test('dry-run, issue 22: two dry runs leave nothing in /tmp and one profile in the cache (XDG_CACHE_HOME if set)', async () => {
-  const before = fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-'))
+  const before = ownTmpDirs()
   const f = fakeSys(), t = traceDir(), cache = tmpdir()
   for (let i = 0; i < 2; i++) assert.equal(await main(['only-build', t, '--dry-run'], f.sys), 0)
-  assert.deepEqual(fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-') && !before.includes(d)), [])
+  assert.deepEqual(ownTmpDirs(), before)
   assert.deepEqual(fs.readdirSync(path.join(f.sys.env.HOME!, '.cache')), ['pernosco-0.2.0'])
   assert.equal(fs.statSync(path.join(f.sys.env.HOME!, '.cache/pernosco-0.2.0')).mode & 0o777, 0o700)
   f.sys.env.XDG_CACHE_HOME = cache
@@ -272,18 +272,17 @@ test('a signal that races a later step (issue 22 review): exit 130 and the one i
 })
 
 test('the signal handler is in place before the private directory exists (a Ctrl-C never leaves it in /tmp)', async () => {
-  const ours = () => fs.readdirSync(os.tmpdir()).filter(d => d.startsWith('pernosco-')).sort()
-  const before = ours()
+  const before = ownTmpDirs()
   const f = fakeSys()
   let atRegistration: string[] = []
   const register = f.sys.onSignal
   f.sys.onSignal = fn => {
-    atRegistration = ours()
+    atRegistration = ownTmpDirs()
     return register(fn)
   }
   assert.equal(await main(['only-build', traceDir(), '--runtime', 'docker'], f.sys), 0)
   assert.deepEqual(atRegistration, before, 'no directory of ours yet when the handler was registered')
-  assert.deepEqual(ours(), before, 'and none left after')
+  assert.deepEqual(ownTmpDirs(), before, 'and none left after')
 })
 
 test('the runtime\'s warnings on success are shown (rootless podman on cgroup v1 ignores the limits), controls dropped', async () => {
@@ -336,7 +335,7 @@ test('package-build writes libthread_db.so and sources.fallback without followin
   if (lib) {
     const dest = path.join(t, 'files.system-debuginfo/libthread_db.so')
     assert.deepEqual(fs.readFileSync(dest), fs.readFileSync(lib))
-    assert.equal(fs.statSync(dest).mode & 0o7777, 0o444, 'read-only for all, never setuid or writable')
+    assert.equal(fs.statSync(dest).mode & 0o7777, READ_ONLY, 'read-only (your umask kept), never setuid or writable')
     // issue 18: a link planted where it goes is replaced, never written through
     const target = path.join(tmpdir(), 'target'); fs.writeFileSync(target, 'theirs')
     fs.rmSync(dest); fs.symlinkSync(target, dest)
@@ -446,8 +445,7 @@ test('runtime default: podman when on PATH, else docker', { skip: ROOT_ONLY }, a
 })
 
 test('root: containers never run as uid 0; config.user, else the user sudo came from, else a clear refusal (issue 16)', { skip: ROOT_ONLY }, async () => {
-  const ours = () => fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-'))
-  const before = ours()
+  const before = ownTmpDirs()
   for (const rt of ['podman', 'docker']) {
     const f = fakeSys({ uid: 0, sudo: false })
     assert.equal(await main(['only-build', traceDir(), '--runtime', rt], f.sys), 2)
@@ -480,7 +478,7 @@ test('root: containers never run as uid 0; config.user, else the user sudo came 
     assert.equal(await main(['only-build', traceDir(), '--config', cfg], f.sys), 2, bad)
     assert.match(f.err[0], new RegExp(`/user ${JSON.stringify(bad)} is not allowed \\(.*two numbers above 0, e\\.g\\. "1000:1000"`))
   }
-  assert.deepEqual(ours().filter(d => !before.includes(d)), [], 'a refusal leaves no temp dir')
+  assert.deepEqual(ownTmpDirs().filter(d => !before.includes(d)), [], 'a refusal leaves no temp dir')
 })
 
 test('serve --dry-run prints create, start, inspect, the bridge and rm; runs none', async () => {

@@ -3,11 +3,12 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
-import { ROOT, tmpdir, traceDir, getServed } from './helpers.mts'
+import { ROOT, tmpdir, traceDir, getServed, ownTmpDirs, READ_ONLY } from './helpers.mts'
 import http from 'node:http'
-import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog, USER, RUN_AS, handTo, paranoidOne } from './podman-env.mts'
+import { HAVE_PODMAN, BUILDER_IMAGE, SERVER_IMAGE, podmanEnv, importImage, importServerImage, pernoscoContainers, podman, WRAPPER, rrLog, USER, RUN_AS, RUN_AS_ARGS, handTo, paranoidOne } from './podman-env.mts'
 /** A trace the containers' user may write (as root: handed to nobody). */
 const trace = () => handTo(traceDir())
 
@@ -20,11 +21,11 @@ before(() => {
   fs.writeFileSync(cfg, JSON.stringify({ runtime: 'podman', images: { builder: BUILDER_IMAGE, server: BUILDER_IMAGE }, ...USER, limits: { memory: '512m', cpus: 1, pids: 64, tmp: '64m' } }))
 })
 const wrapper = (args: string[]) => spawnSync(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, ...args], { env: podmanEnv(), encoding: 'utf8', timeout: 120_000 })
-const bridges = () => spawnSync('pgrep', ['-f', 'net.connect.3000, .127'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
-const ourTmpDirs = () => fs.readdirSync('/tmp').filter(d => d.startsWith('pernosco-'))
+/** The bridges of this process's serves: the socket each names is in this process's TMPDIR. */
+const bridges = () => spawnSync('pgrep', ['-f', `net.connect.3000, .127.* ${os.tmpdir()}/`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
 
 test('build: rr pack, host-side packaging, then the confined builder writes into the trace as the invoking user', { skip }, () => {
-  const t = trace(), before = ourTmpDirs()
+  const t = trace(), before = ownTmpDirs()
   const p = wrapper(['build', t, '--', '--shards', '2', 'on-prem', '/trace'])
   assert.equal(p.status, 0, p.stderr)
   assert.match(rrLog(), new RegExp(`rr pack ${t} `))
@@ -41,7 +42,7 @@ test('build: rr pack, host-side packaging, then the confined builder writes into
   assert.ok(!/proxy|SSH_|PWD=\/work/i.test(env) && env.includes('HOME=/tmp\n') && env.includes('RUST_BACKTRACE=full\n'), env)
   assert.ok(fs.existsSync(path.join(t, 'sources.fallback')))
   assert.deepEqual(pernoscoContainers(), [], 'no container left')
-  assert.deepEqual(ourTmpDirs(), before, 'no temp dir left')
+  assert.deepEqual(ownTmpDirs(), before, 'no temp dir left')
 })
 
 test('issue 31, end to end: --substitute, a Chromium tree\'s printers and a debuginfo overlay reach the confined builder', { skip }, () => {
@@ -87,7 +88,7 @@ test('build --copy-sources with a stand-in rr sources: debug info and sources la
   assert.match(rrLog(), new RegExp(`rr sources ${t} `))
   assert.equal(fs.readFileSync(path.join(t, 'copies.txt'), 'utf8'), `/trace/debug/.build-id/aa/11.debug\n/trace/sources${host}/src/a.c\n`)
   const st = fs.statSync(path.join(t, 'debug/.build-id/aa/11.debug'))
-  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [RUN_AS.uid, RUN_AS.gid, 0o444], 'the containers\' user\'s, read-only')
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [RUN_AS.uid, RUN_AS.gid, READ_ONLY], 'the containers\' user\'s, read-only')
   const s = wrapper(['serve', t, '--dry-run'])
   assert.equal(s.status, 0, s.stderr)
   assert.match(s.stdout, /--serve-sources \/pernosco\/database\/sources\n/)
@@ -121,7 +122,7 @@ test('no setuid or setgid file can be made in the trace, even while the builder 
   assert.equal(fs.readFileSync(path.join(t, 'setid.txt'), 'utf8'), '644 /trace/s1\n644 /trace/s2\n', 'as the builder saw them during its run: each chmod refused')
   const c = trace()
   fs.writeFileSync(path.join(c, 'mode'), 'setid')
-  podman('run', '--rm', '--user', `${RUN_AS.uid}:${RUN_AS.gid}`, '--network', 'none', '--mount', `type=bind,src=${c},dst=/trace`, '--entrypoint', 'db_builder', BUILDER_IMAGE)
+  podman('run', '--rm', ...RUN_AS_ARGS, '--network', 'none', '--mount', `type=bind,src=${c},dst=/trace`, '--entrypoint', 'db_builder', BUILDER_IMAGE)
   assert.equal(fs.readFileSync(path.join(c, 'setid.txt'), 'utf8'), '4755 /trace/s1\n2755 /trace/s2\n', 'control: the same builder, default seccomp')
 })
 
@@ -137,7 +138,7 @@ test('a missing image is a clear error from the runtime, and nothing is left', {
 // SIGQUIT (Ctrl-\\), SIGHUP (a closed terminal) and SIGUSR1 too: every signal that would end us (issue 27).
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1'] as const)
   test(`${sig} while the builder runs: container stopped and removed, temp files deleted, exit 130`, { skip, timeout: 60_000 }, async () => {
-    const t = trace(), before = ourTmpDirs()
+    const t = trace(), before = ownTmpDirs()
     fs.writeFileSync(path.join(t, 'mode'), 'sleep')
     const p = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'only-build', t], { env: podmanEnv(), stdio: 'ignore' })
     const exited = new Promise<number | null>(res => p.on('exit', c => res(c)))
@@ -146,14 +147,14 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1'] as const
     p.kill(sig)
     assert.equal(await exited, 130)
     assert.deepEqual(pernoscoContainers(), [])
-    assert.deepEqual(ourTmpDirs(), before)
+    assert.deepEqual(ownTmpDirs(), before)
   })
 
 // Issue 27 (the attack on its fixes): a signal no handler catches (SIGKILL; SIGSEGV and a real-time signal sent by
 // kill) ends the wrapper at once; its watchdog, reading a pipe from it, then removes the container and the directory.
 for (const sig of ['SIGKILL', 'SIGSEGV', 'SIGRTMIN+3'] as const)
   test(`${sig} to the wrapper while the builder runs: its watchdog removes the container and the private directory`, { skip, timeout: 90_000 }, async () => {
-    const t = trace(), before = ourTmpDirs()
+    const t = trace(), before = ownTmpDirs()
     fs.writeFileSync(path.join(t, 'mode'), 'sleep')
     const p = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', cfg, 'only-build', t], { env: podmanEnv(), stdio: 'ignore' })
     const exited = new Promise<number | null>(res => p.on('exit', (c, s) => res(c ?? (s ? -1 : null))))
@@ -162,9 +163,9 @@ for (const sig of ['SIGKILL', 'SIGSEGV', 'SIGRTMIN+3'] as const)
     assert.equal(pernoscoContainers().length, 1)
     spawnSync('kill', ['-s', sig.replace('SIG', ''), String(p.pid)])
     await exited // (node reports a real-time signal's death as exit 0: what matters is what is left behind)
-    for (let i = 0; i < 150 && (pernoscoContainers().length || ourTmpDirs().length > before.length); i++) await new Promise(r => setTimeout(r, 200))
+    for (let i = 0; i < 150 && (pernoscoContainers().length || ownTmpDirs().length > before.length); i++) await new Promise(r => setTimeout(r, 200))
     assert.deepEqual(pernoscoContainers(), [], 'the container is gone')
-    assert.deepEqual(ourTmpDirs(), before, 'and the private directory')
+    assert.deepEqual(ownTmpDirs(), before, 'and the private directory')
   })
 
 test('record on the host runs rr record (stand-in) into --output', { skip }, () => {
@@ -180,7 +181,7 @@ test('record on the host runs rr record (stand-in) into --output', { skip }, () 
 
 test('serve with real podman: proxy answers, storage persists across serves, SIGTERM leaves nothing behind', { skip, timeout: 90_000 }, async () => {
   importServerImage()
-  const storage = handTo(tmpdir()), c2 = path.join(tmpdir(), 'c.json'), before = ourTmpDirs()
+  const storage = handTo(tmpdir()), c2 = path.join(tmpdir(), 'c.json'), before = ownTmpDirs()
   fs.writeFileSync(c2, JSON.stringify({ runtime: 'podman', images: { builder: SERVER_IMAGE, server: SERVER_IMAGE }, ...USER }))
   for (const round of [1, 2]) {
     const p = spawn(WRAPPER[0], [...WRAPPER.slice(1), '--config', c2, 'serve', trace(), '--storage', storage, '--sources', `/src=${tmpdir()}`], { env: podmanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
@@ -202,7 +203,7 @@ test('serve with real podman: proxy answers, storage persists across serves, SIG
     const visits = fs.readFileSync(path.join(storage, 'visits'), 'utf8')
     assert.equal(visits, `started as ${RUN_AS.uid}:${RUN_AS.gid}\n`.repeat(round), 'storage kept and reused, written as the invoking user (as root: the configured one)')
   }
-  assert.deepEqual(ourTmpDirs(), before)
+  assert.deepEqual(ownTmpDirs(), before)
 })
 
 test('a containers.conf that injects a mount and a variable: refused before start, container removed', { skip }, () => {
@@ -317,7 +318,7 @@ test('issue 27: the builder can neither remove nor change the marker; package-bu
   // control: the same builder without the read-only mount over the marker removes it
   const c = trace()
   fs.writeFileSync(path.join(c, 'mode'), 'marker'); fs.writeFileSync(path.join(c, 'pernosco-given-to-builder'), ''); handTo(c)
-  podman('run', '--rm', '--user', `${RUN_AS.uid}:${RUN_AS.gid}`, '--network', 'none', '--mount', `type=bind,src=${c},dst=/trace`, '--entrypoint', 'db_builder', BUILDER_IMAGE)
+  podman('run', '--rm', ...RUN_AS_ARGS, '--network', 'none', '--mount', `type=bind,src=${c},dst=/trace`, '--entrypoint', 'db_builder', BUILDER_IMAGE)
   assert.equal(fs.readFileSync(path.join(c, 'marker.txt'), 'utf8'), '', 'control: no error')
   assert.equal(fs.readFileSync(path.join(c, 'pernosco-given-to-builder'), 'utf8'), 'x\n', 'control: removed, and made anew with what the builder chose')
 })

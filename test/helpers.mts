@@ -46,6 +46,27 @@ export const fakeBridge = (port: number) => (argv: readonly string[]): Bridge =>
 
 export const ROOT = path.resolve(import.meta.dirname, '..')
 
+/** The mode of the read-only copies package-build makes: 0444 less your umask, which they keep (a user with
+ * umask 077 gets 0400). Read from /proc: process.umask() with no argument is deprecated. */
+export const READ_ONLY = 0o444 & ~parseInt(/^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1], 8)
+
+/** An argv prefix that runs a browser fixture in a network namespace of its own, so that nothing it sends
+ * can leave it. A normal user may make one only inside a user namespace of its own (uid 0 in there, still
+ * you outside): enough for a fixture that runs no podman. */
+export const OWN_NETNS = process.getuid!() === 0 ? ['unshare', '--net', '--']
+  : ['unshare', '--user', '--map-root-user', '--net', '--']
+
+/** This process's own TMPDIR, inherited by everything it starts (the wrapper makes its private directory
+ * there): what a test finds left behind in it is its own, never another user's or another run's
+ * /tmp/pernosco-*. Mode 0711, as /tmp is searchable: as root the containers' user must reach the traces
+ * below it. Removed when the process exits, after the cleanups below. */
+export const HOST_TMPDIR = os.tmpdir()
+const RUN_DIR = fs.mkdtempSync(path.join(HOST_TMPDIR, 'pmts-run-'))
+fs.chmodSync(RUN_DIR, 0o711)
+process.env.TMPDIR = RUN_DIR
+/** The private directories (`pernosco-*`) the wrapper made in this process's TMPDIR and left there. */
+export const ownTmpDirs = () => fs.readdirSync(RUN_DIR).filter(d => d.startsWith('pernosco-')).sort()
+
 /** A fresh temp dir, removed by the caller's cleanup list. */
 export function tmpdir(prefix = 'pmts-test-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
@@ -53,7 +74,12 @@ export function tmpdir(prefix = 'pmts-test-'): string {
   return d
 }
 const cleanups: (() => void)[] = []
-process.on('exit', () => { for (const c of cleanups) try { c() } catch { /* best effort */ } })
+/** Runs every cleanup now (the demo, before its last line), then removes this process's TMPDIR. */
+export function cleanUp() {
+  for (const c of cleanups.splice(0)) try { c() } catch { /* best effort */ }
+  fs.rmSync(RUN_DIR, { recursive: true, force: true })
+}
+process.on('exit', cleanUp)
 
 export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[]; fire(): void; dir: string; ios: (Io | undefined)[] }
 

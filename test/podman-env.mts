@@ -1,9 +1,10 @@
 // Real-podman test setup: machine quirks live here, never in pernosco.mts's flags.
 // (These VMs: crun fails on hybrid cgroups, RLIMIT_NOFILE cannot be raised.)
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
-import { ROOT, tmpdir } from './helpers.mts'
+import { ROOT, tmpdir, HOST_TMPDIR } from './helpers.mts'
 
 export const HAVE_PODMAN = spawnSync('podman', ['--version']).status === 0
 const ROOT_USER = process.getuid!() === 0
@@ -11,6 +12,9 @@ const ROOT_USER = process.getuid!() === 0
  * config. What a container must write is handed to that user. Not root: they run as you. */
 export const RUN_AS = ROOT_USER ? { uid: 65534, gid: 65534 } : { uid: process.getuid!(), gid: process.getgid!() }
 export const USER = ROOT_USER ? { user: `${RUN_AS.uid}:${RUN_AS.gid}` } : {}
+/** A control's `podman run` options for that user, as the wrapper maps it: rootless, --user alone would be a
+ * subordinate uid, which cannot write your trace; keep-id runs it as you. */
+export const RUN_AS_ARGS = ROOT_USER ? ['--user', `${RUN_AS.uid}:${RUN_AS.gid}`] : ['--userns=keep-id']
 export function handTo<T extends string>(d: T): T {
   if (!ROOT_USER) return d
   spawnSync('chown', ['-R', `${RUN_AS.uid}:${RUN_AS.gid}`, d])
@@ -21,9 +25,9 @@ export function handTo<T extends string>(d: T): T {
 export const BUILDER_IMAGE = 'localhost/pernosco-test-builder:1'
 export const SERVER_IMAGE = 'localhost/pernosco-test-server:1'
 /** The stand-in app server: busybox httpd on 0.0.0.0:3000 serving test/fixtures/www (the hostile page). */
-export function importServerImage() {
+export function importServerImage(tag = SERVER_IMAGE) {
   const www = path.join(ROOT, 'test/fixtures/www')
-  importImage(SERVER_IMAGE, { 'usr/local/bin/app_server': path.join(ROOT, 'test/fixtures/app_server'),
+  importImage(tag, { 'usr/local/bin/app_server': path.join(ROOT, 'test/fixtures/app_server'),
     ...Object.fromEntries(fs.readdirSync(www).map(f => [`www/${f}`, path.join(www, f)])) }, ['ENTRYPOINT ["/usr/local/bin/app_server"]'])
 }
 
@@ -50,10 +54,15 @@ export function podman(...args: string[]) {
 
 /** The images this process imported: removed when it exits, so that no test or demo leaves one behind. */
 const imported = new Set<string>()
-process.on('exit', () => {
-  // (process.env: podmanEnv's containers.conf is a temp file, already removed by then; rmi needs none of it)
-  if (imported.size) spawnSync('podman', ['rmi', '--force', '--ignore', ...imported], { stdio: 'ignore' })
-})
+/** Removes the images this process imported (the demo calls it before its last line; exit calls it too). */
+export function removeImported() {
+  // Not podmanEnv: its containers.conf is in this process's TMPDIR, which may be gone by then (rmi needs none
+  // of it, but podman needs a TMPDIR that exists).
+  const env = { ...process.env, TMPDIR: HOST_TMPDIR }
+  if (imported.size) spawnSync('podman', ['rmi', '--force', '--ignore', ...imported], { stdio: 'ignore', env })
+  imported.clear()
+}
+process.on('exit', removeImported)
 /** A busybox-static rootfs with extra files, imported as a local image (no registry). */
 export function importImage(tag: string, files: Record<string, string>, change: string[] = []) {
   const root = tmpdir('pmts-root-')
@@ -73,8 +82,8 @@ export function importImage(tag: string, files: Record<string, string>, change: 
   if (spawnSync('chmod', ['-R', 'a+rX', root]).status !== 0) throw new Error('chmod failed')
   if (spawnSync('tar', ['-C', root, '--owner=0', '--group=0', '--numeric-owner', '-cf', tar, '.']).status !== 0) throw new Error('tar failed')
   spawnSync('podman', ['rmi', '--force', '--ignore', tag], { env: podmanEnv() }) // no dangling copy of an earlier run
+  imported.add(tag) // before: an import stopped by Ctrl-C may still have made the image
   podman('import', '--change', 'ENV PATH=/usr/local/bin:/bin', ...change.flatMap(c => ['--change', c]), tar, tag)
-  imported.add(tag)
 }
 
 /** An argv prefix that shows what it runs perf_event_paranoid = 1, in a private mount namespace only (the
@@ -90,7 +99,16 @@ export function paranoidOne(dir: string): string[] {
   const me = [`--map-user=${process.getuid!()}`, `--map-group=${process.getgid!()}`]
   return ['unshare', '--user', '--map-root-user', '--mount', '--', ...bind, 'unshare', '--user', ...me, '--']
 }
-export const pernoscoContainers = () => podman('ps', '-a', '--format', '{{.Names}}').split('\n').filter(n => n.startsWith('pernosco-'))
+/** The wrapper's containers (`pernosco-*`) that mount something from this process's TMPDIR (every trace and
+ * storage a test or the demo makes is there): its own, never another run's on the same machine. */
+export function pernoscoContainers(): string[] {
+  const names = podman('ps', '-a', '--format', '{{.Names}}').split('\n').filter(n => n.startsWith('pernosco-'))
+  const format = '{{range .Mounts}}{{.Source}}\n{{end}}'
+  const mounts = (n: string) => spawnSync('podman', ['inspect', '--format', format, n], { env: podmanEnv(), encoding: 'utf8' }).stdout
+  const own = os.tmpdir() + '/'
+  // (a name that is gone by the time it is inspected mounts nothing: it is not left)
+  return names.filter(n => (mounts(n) ?? '').split('\n').some(m => m.startsWith(own)))
+}
 export const WRAPPER = [process.execPath, '--import', 'tsx', path.join(ROOT, 'pernosco.mts')]
 
 /** `serve` on a trace under real podman, for the browser fixtures: the wrapper, its exit, and the URL it printed

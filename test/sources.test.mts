@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { main, debugCopies } from '../pernosco.mts'
-import { fakeSys, tmpdir, traceDir } from './helpers.mts'
+import { fakeSys, tmpdir, traceDir, READ_ONLY } from './helpers.mts'
 
 const ELF = (tag: string) => Buffer.concat([Buffer.from('\x7fELF', 'latin1'), Buffer.from(tag)])
 /** A DWO id above 2^53: a JavaScript number would round it (rr prints it as a bare 64-bit integer). */
@@ -67,7 +67,7 @@ test('package-build: each listed file lands in the builder\'s layout, read-only;
   assert.equal(at('debug/.build-id/aa/11.debug'), '\x7fELFdebuglink')
   assert.equal(at('debug/.build-id/bb/22.sup'), '\x7fELFsup')
   assert.equal(at('debug/.dwo/ffffffffffffffc5.dwo'), '\x7fELFdwo')
-  assert.equal(fs.statSync(path.join(t, 'debug/.build-id/bb/22.sup')).mode & 0o7777, 0o444, 'no setuid, no write')
+  assert.equal(fs.statSync(path.join(t, 'debug/.build-id/bb/22.sup')).mode & 0o7777, READ_ONLY, 'no setuid, no write')
   assert.deepEqual(fs.readdirSync(path.join(t, 'debug/.build-id')).sort(), ['aa', 'bb'], 'the FIFO and the device not copied')
   assert.ok(!fs.existsSync(path.join(t, 'sources')), 'no --copy-sources: no sources')
   const not = (p: string) => `pernosco: ${JSON.stringify(p)}: missing or not a regular file, not copied`
@@ -190,7 +190,7 @@ test('issue 27: as root, package-build copies only what the containers\' user ma
     `pernosco: "${d}/key.dwo": not copied: not ELF`, 'pernosco: "relative/rel.dwo": missing or not a regular file, not copied'])
   assert.match(f.err[0], /Permission denied/)
   const st = fs.statSync(path.join(t, 'debug/.dwo/0000000000000003.dwo'))
-  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1000, 1000, 0o444])
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1000, 1000, READ_ONLY])
   // As root with no user to run as (no sudo, no config "user"), nothing is packaged at all.
   const g = fakeSys({ uid: 0, sudo: false })
   assert.equal(await main(['package-build', traceDir()], g.sys), 2)

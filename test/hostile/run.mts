@@ -145,8 +145,18 @@ async function setup(name: string): Promise<RT> {
 function dir(owner: number, mode = 0o755) {
   const d = fs.mkdtempSync(path.join(base, 'd-')); fs.chmodSync(d, mode); fs.chownSync(d, owner, owner); return d
 }
-const ps = (r: RT) => spawnSync(r.cli[0], [...r.cli.slice(1), 'ps', '-a', '--format', '{{.Names}}'], { env: r.env, encoding: 'utf8' }).stdout.split('\n').filter(n => n.startsWith('pernosco-'))
+/** The wrapper's containers that mount something of this run's (every trace, storage and sources directory is
+ * under base): never another run's on the same machine. */
+function ps(r: RT) {
+  const cli = (...a: string[]) => spawnSync(r.cli[0], [...r.cli.slice(1), ...a], { env: r.env, encoding: 'utf8' }).stdout ?? ''
+  const names = cli('ps', '-a', '--format', '{{.Names}}').split('\n').filter(n => n.startsWith('pernosco-'))
+  const mounts = (n: string) => cli('inspect', '--format', '{{range .Mounts}}{{.Source}}\n{{end}}', n).split('\n')
+  return names.filter(n => mounts(n).some(m => m.startsWith(`${base}/`)))
+}
 const pgrep = (pat: string) => spawnSync('pgrep', ['-f', pat], { encoding: 'utf8' }).stdout.trim()
+/** This run's bridges: the socket each names is in its private directory, in this process's TMPDIR (rootful
+ * podman, docker) or in base (rootless podman's TMPDIR), and base is in this process's TMPDIR too. */
+const bridgeLeft = () => pgrep(`net.connect.3000, .127.* ${os.tmpdir()}/`)
 
 /** One hostile run: the wrapper command, then what the canaries saw and what the container reported. */
 async function hostile(r: RT, command: 'build' | 'serve' | 'control' | 'kube') {
@@ -255,8 +265,9 @@ async function hostile(r: RT, command: 'build' | 'serve' | 'control' | 'kube') {
   for (let i = 0; i < 30 && pgrep('sleep 31338'); i++) await sleep(100)
   row('process left running', 'processes', pgrep('sleep 31338') ? 'LEAK' : 'none')
   if (command !== 'control') {
-    row('containers left', 'process', ps(r).length ? `LEAK ${ps(r)}` : 'none')
-    row('bridge left', 'process', pgrep('net.connect.3000, .127') ? 'LEAK' : 'none')
+    const left = ps(r)
+    row('containers left', 'process', left.length ? `LEAK ${left.join(' ')}` : 'none')
+    row('bridge left', 'process', bridgeLeft() ? 'LEAK' : 'none')
   }
   spawnSync('pkill', ['-f', 'sleep 31338'])
 }
