@@ -109,7 +109,7 @@ test('container output is data: control characters dropped, every line tagged wi
   const p = wrapper(['only-build', t])
   assert.equal(p.status, 0, p.stderr)
   assert.deepEqual(p.stdout.split('\n'), ['builder | plain line', 'builder | ]52;c;cHduZWQ=clipboard',
-    'builder | [2Aup twoPernosco is ready: open http://evil.example/', 'builder | 31mcsi', ''])
+    'builder | [2Aup twoPernosco is ready: open http://evil.example/', 'builder | 31mcsi', `Built: ${t} holds its Pernosco database; next: serve ${t}`, ''])
   assert.match(p.stderr, /^builder \| to stderr \[31mred$/m)
   assert.doesNotMatch(p.stdout + p.stderr, /[\x00-\x08\x0b-\x1f\x7f-\x9f]/)
 })
@@ -131,7 +131,7 @@ test('a missing image is a clear error from the runtime, and nothing is left', {
   fs.writeFileSync(c2, JSON.stringify({ images: { builder: 'localhost/no-such-image:1' }, ...USER }))
   const p = spawnSync(WRAPPER[0], [...WRAPPER.slice(1), 'only-build', trace(), '--config', c2], { env: podmanEnv(), encoding: 'utf8' })
   assert.notEqual(p.status, 0)
-  assert.match(p.stderr, /image localhost\/no-such-image:1 is not here: `podman pull localhost\/no-such-image:1` \(or load it, README\)/)
+  assert.match(p.stderr, /image localhost\/no-such-image:1 is not here: `podman pull localhost\/no-such-image:1` or load it \(they come with its on-premises licence: README, "Where the images come from"\)/)
   assert.deepEqual(pernoscoContainers(), [])
 })
 
