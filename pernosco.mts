@@ -770,9 +770,7 @@ async function packageBuild(r: Run, trace: string, build = false): Promise<numbe
   const libCopy = lib.map((f): [string, string] => [f, 'files.system-debuginfo/libthread_db.so'])
   for (const c of [...libCopy, ...debugCopies(listed.out, copy)]) copyIn(r, trace, c)
   const json = JSON.parse(listed.out || '{}')
-  // Each source repository under a copied directory: its pretty-printers.
-  const repos = Object.keys(json.files ?? {}).filter(d => copy.some(c => `${d}/`.startsWith(`${c}/`)))
-  const inits = repos.flatMap(repo => gdbinit(r, trace, repo))
+  const inits = Object.keys(json.files ?? {}).flatMap(repo => gdbinit(r, trace, repo, copy))
   const lines = inits.map(sub => `directory /trace/gdbinit/${sub}\nsource /trace/gdbinit/${sub}/.gdbinit\n`)
   if (inits.length) writeIn(r, trace, 'gdbinit/.gdbinit', lines.join(''))
   if (mirrors.length) await overlays(r, trace, mirrors, as)
@@ -804,13 +802,17 @@ end
 /** `repo`'s GDB_PATHS (files, and the files of trees: find as you) into gdbinit/SUB, SUB its path with _ for
  * /; [SUB] if it then has a .gdbinit, for gdbinit/.gdbinit to source. SUB goes into gdb's and Python's text:
  * only a plain name. */
-function gdbinit(r: Run, trace: string, repo: string): string[] {
+function gdbinit(r: Run, trace: string, repo: string, copy: string[]): string[] {
   const sub = repo.replaceAll('/', '_')
-  if (!/^[\w.+-]+$/.test(sub)) return []
+  // Only a tree under a directory you named, and in it only files no link leads out of: by real paths.
+  const real = (p: string) => attempt(() => fs.realpathSync(p)) ?? ''
+  const inside = (p: string, dir: string) => `${p}/`.startsWith(`${dir}/`)
+  const top = path.isAbsolute(repo) ? real(repo) : ''
+  if (!/^[\w.+-]+$/.test(sub) || !copy.some(d => inside(top, d))) return []
   const find = ['find', '-P', ...GDB_PATHS.map(g => path.join(repo, g)), '-type', 'f', '-print0']
   show(r, find)
   const found = spawnSync(find[0], find.slice(1), { encoding: 'utf8', ...asUser(r) }).stdout ?? ''
-  const files = found.split('\0').filter(f => f.startsWith(`${repo}/`))
+  const files = found.split('\0').filter(f => f.startsWith(`${repo}/`) && inside(real(f), top))
   for (const f of files) copyIn(r, trace, [f, `gdbinit/${sub}/${path.relative(repo, f)}`])
   const chrome = files.includes(`${repo}/tools/gdb/gdb_chrome.py`)
   if (chrome) writeIn(r, trace, `gdbinit/${sub}/.gdbinit`, CHROME_GDBINIT.replaceAll('SUB', sub))
@@ -823,25 +825,36 @@ function gdbinit(r: Run, trace: string, repo: string): string[] {
  * only after every file, and as you makes no device; then each gets the trace's clean-up (no link out, no
  * FIFO, socket or device, no mode more open than the trace's) before the next is unpacked. */
 async function overlays(r: Run, trace: string, mirrors: string[], as: string[]) {
-  const mapped = fs.readdirSync(trace).filter(n => n.startsWith('mmap_')).map(n => `${path.join(trace, n)}\n`)
-  const ids = (await exec(r, [...as, 'rr', 'buildid'], true, undefined, mapped.join(''))).out.split('\n')
+  const mapped = fs.readdirSync(trace).filter(n => /^mmap_[^\n]*$/.test(n)) // a newline would make two names
+  const input = mapped.map(n => `${path.join(trace, n)}\n`).join('')
+  const listed = await exec(r, [...as, 'rr', 'buildid'], true, undefined, input)
+  if (listed.code) fail(`\`rr buildid\` failed (${listed.code}): update rr`)
+  const ids = listed.out.split('\n').filter(id => /^[0-9a-f]+$/.test(id))
   const mode = fs.statSync(trace).mode
+  const clean = async (who: string) => (await sanitize(r, trace, who, mode)) || fail('overlays: stopped')
+  if (!r.dry) await clean('rr pack') // a link already in the trace must not lead the first archive out
   for (const mirror of mirrors) {
     const read = (name: string) => {
       const at = `${mirror}/${name}`
-      return mirror.startsWith('s3://') ? ['aws', 's3', 'cp', at, '-'] : ['cat', '--', at]
+      if (mirror.startsWith('s3://')) return ['aws', 's3', 'cp', at, '-']
+      if (!r.dry && !fs.lstatSync(at, { throwIfNoEntry: false })?.isFile()) fail(`${at}: not a regular file`)
+      // dd follows no link swapped in meanwhile (nofollow) and waits on no FIFO (nonblock).
+      return ['dd', `if=${at}`, 'iflag=nofollow,nonblock', 'bs=1M', 'status=none']
     }
     const text = await piped(r, read('trace-overlay.manifest.xz'), ['xz', '-dc'])
     const manifest = attempt(() => JSON.parse(text))
-    const all: [string, string[]][] = Object.entries(manifest?.overlays ?? {})
     if (!r.dry && !manifest) fail(`--system-debuginfo ${mirror}: no trace-overlay.manifest.xz of xz JSON`)
-    for (const [name] of all.filter(([, list]) => list.some(id => ids.includes(id))).sort()) {
+    const all = Object.entries<unknown>(manifest?.overlays ?? {})
+    const wanted = all.filter(([, list]) => Array.isArray(list) && list.some(id => ids.includes(id)))
+    for (const [name] of wanted.sort()) {
       if (!/^[\w+-][\w.+-]*$/.test(name)) fail(`${mirror}: overlay ${JSON.stringify(name)} refused`)
-      const tar = ['tar', '-xJf', '-', '-C', trace, '--no-same-owner', '--no-same-permissions']
+      // Nothing the trace has is replaced, and none of our own names (pernosco-built...) is made.
+      const tar = ['tar', '-xJf', '-', '-C', trace, '--no-same-owner', '--no-same-permissions',
+        '--skip-old-files', '--exclude=pernosco-*']
       try {
         await piped(r, read(name), tar)
       } finally {
-        if (!r.dry) await sanitize(r, trace, `overlay ${name}`, mode) // whatever tar did before it failed
+        if (!r.dry) await clean(`overlay ${name}`) // whatever tar did before it failed
       }
     }
   }
@@ -854,9 +867,13 @@ async function piped(r: Run, from: string[], to: string[]): Promise<string> {
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe']
   const a = spawn(from[0], from.slice(1), { stdio, ...from[0] === 'aws' ? {} : asUser(r) })
   const b = spawn(to[0], to.slice(1), { stdio: [a.stdout!, 'pipe', 'pipe'], ...asUser(r) })
+  a.stdout!.destroy() // b holds the pipe: if b ends first, `a` is not left writing to our copy of it
   const out: Buffer[] = []
   const err: Buffer[] = []
-  b.stdout!.on('data', d => out.push(d))
+  b.stdout!.on('data', (d: Buffer) => {
+    out.push(d)
+    if (out.length > 256) b.kill() // a manifest is small (and tar says nothing): no unbounded read
+  })
   for (const p of [a, b]) p.stderr!.on('data', d => err.push(d))
   // `a`'s output is b's: its 'exit' is its end; b's 'close' comes after the last of its output.
   const ended = (p: typeof a, end: string) => new Promise(ok => p.on('error', () => ok(127)).on(end, ok))
@@ -1329,6 +1346,7 @@ const OPTIONS: Record<string, [arg: string, help: string]> = {
   version: ['', 'the version'],
 }
 const GLOBAL = ['runtime', 'config', 'log', 'dry-run', 'x', 'help', 'version']
+const REPEATABLE = ['copy-sources', 'substitute', 'system-debuginfo', 'sources']
 const BUILD = ['compression-level', 'builder-rr-log']
 const PACKAGE = ['skip-rr', 'copy-sources', 'substitute', 'gdb-script', 'system-debuginfo']
 interface Command {
@@ -1375,6 +1393,8 @@ function parse(args: string[]): minimist.ParsedArgs {
   if (!asked && o._.length) fail(`unknown command ${JSON.stringify(o._[0])}; see --help`)
   if (!asked) fail(usage())
   o._.splice(o._.indexOf(commandName(args)), 1)
+  const twice = all.find(k => Array.isArray(o[k]) && !REPEATABLE.includes(k))
+  if (twice) fail(`--${twice} may be given once`)
   return o
 }
 /** --config FILE, else ./pernosco.json if it exists, else schema.json's defaults. What relaxes POLICY is

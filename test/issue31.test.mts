@@ -140,7 +140,7 @@ test('--system-debuginfo DIR: rr buildid reads the mapped files\' names; of two 
   // a dry run prints the pipelines, runs none
   const g = fakeSys(HOST)
   assert.equal(await main(['package-build', traceDir(false), '--system-debuginfo', mirror, '--dry-run'], g.sys), 0)
-  assert.ok(g.out.includes(`cat -- ${mirror}/trace-overlay.manifest.xz | xz -dc`), g.out.join('\n'))
+  assert.ok(g.out.includes(`dd if=${mirror}/trace-overlay.manifest.xz iflag=nofollow,nonblock bs=1M status=none | xz -dc`), g.out.join('\n'))
   const s3 = fakeSys(HOST)
   assert.equal(await main(['package-build', traceDir(false), '--system-debuginfo', 's3://pernosco-system-debuginfo-overlays', '--dry-run'], s3.sys), 0)
   assert.ok(s3.out.includes('aws s3 cp s3://pernosco-system-debuginfo-overlays/trace-overlay.manifest.xz - | xz -dc'), s3.out.join('\n'))
@@ -173,7 +173,63 @@ test('--system-debuginfo: a hostile overlay (absolute names, .., a link out and 
   assert.equal(left, '', 'no link, FIFO or setuid file left in the trace')
   // GNU tar refuses the `..` member, so it exits 2: package-build stops with one line that says so
   assert.equal(code, 2, f.err.join('\n'))
-  assert.match(f.err.at(-1)!, /^pernosco: cat -- .*evil\.tar\.xz \| tar -xJf - -C .* failed \(0,2\): /)
+  assert.match(f.err.at(-1)!, /^pernosco: dd if=.*evil\.tar\.xz iflag=nofollow,nonblock bs=1M status=none \| tar -xJf - -C .* --no-same-owner --no-same-permissions --skip-old-files '--exclude=pernosco-\*' failed \(0,2\): /)
+})
+
+// The attack on these (a helper's, before landing): each of its breaks, now refused.
+test('--system-debuginfo, the attack\'s breaks: a link already in the trace, a mirror file that is a link or a FIFO, junk that is not xz, an empty build-id, our own names and the trace\'s files in an overlay', async () => {
+  const mirror = tmpdir(), t = traceDir(false), canary = reachable(tmpdir(), true)
+  fs.writeFileSync(path.join(t, 'mmap_pack_1_libc.so.6'), 'the recording\n')
+  fs.symlinkSync(path.relative(t, canary), path.join(t, 'out')) // planted before package-build: ../../canary
+  overlay(mirror, 'a.tar.xz', { 'out/pwned': 'through a link\n', 'pernosco-built': 'planted\n', 'mmap_pack_1_libc.so.6': 'REPLACED\n', 'usr/lib/debug/x.debug': 'ok\n' })
+  overlay(mirror, 'b.tar.xz', { 'b.txt': 'for every trace?\n' })
+  manifest(mirror, { 'a.tar.xz': ['abcdef'], 'b.tar.xz': [''] })
+  reachable(mirror)
+  reachable(t, true)
+  const f = fakeSys({ ...HOST, answer: sourcesAnswer({}, 'abcdef\n\n') })
+  assert.equal(await main(['package-build', t, '--system-debuginfo', mirror], f.sys), 0, f.err.join('\n'))
+  assert.deepEqual(fs.readdirSync(canary), [], 'the link planted before the first archive was gone before it')
+  assert.ok(f.err.some(l => /^pernosco: after rr pack: removed out \(type l/.test(l)), f.err.join('\n'))
+  assert.equal(fs.readFileSync(path.join(t, 'mmap_pack_1_libc.so.6'), 'utf8'), 'the recording\n', 'nothing of the trace is replaced')
+  assert.ok(!fs.existsSync(path.join(t, 'pernosco-built')), 'none of our own names is made')
+  assert.equal(fs.readFileSync(path.join(t, 'usr/lib/debug/x.debug'), 'utf8'), 'ok\n')
+  assert.ok(!fs.existsSync(path.join(t, 'b.txt')), 'an empty build-id matches nothing')
+  // A mirror file that is a link (to a file of yours), a FIFO (it would hang a read), junk that is not xz.
+  const private_ = path.join(tmpdir(), 'secret.tar.xz')
+  overlay(path.dirname(private_), 'secret.tar.xz', { 'secret.txt': 'yours\n' })
+  for (const [name, make, msg] of [
+    ['link.tar.xz', (p: string) => fs.symlinkSync(private_, p), /link\.tar\.xz: not a regular file$/],
+    ['fifo.tar.xz', (p: string) => assert.equal(spawnSync('mkfifo', [p]).status, 0), /fifo\.tar\.xz: not a regular file$/],
+    ['junk.tar.xz', (p: string) => fs.writeFileSync(p, Buffer.alloc(2_000_000, 7)), /junk\.tar\.xz .* failed/],
+  ] as [string, (p: string) => void, RegExp][]) {
+    const m = tmpdir(), u = traceDir(false)
+    fs.writeFileSync(path.join(u, 'mmap_pack_1_libc.so.6'), '')
+    make(path.join(m, name))
+    manifest(m, { [name]: ['abcdef'] })
+    reachable(m)
+    reachable(u, true)
+    const g = fakeSys({ ...HOST, answer: sourcesAnswer({}, 'abcdef\n') })
+    const t0 = Date.now()
+    assert.equal(await main(['package-build', u, '--system-debuginfo', m], g.sys), 2, name)
+    assert.ok(Date.now() - t0 < 20_000, `${name}: no hang`)
+    assert.match(g.err.at(-1)!, msg)
+    assert.ok(!fs.existsSync(path.join(u, 'secret.txt')), name)
+  }
+})
+
+test('printers: a tree or a printer directory that is a link out of what you named is not copied', async () => {
+  const src = reachable(tmpdir()), victim = reachable(tmpdir()), t = reachable(traceDir(false), true)
+  write(path.join(victim, '.gdbinit'), 'victim\n')
+  write(path.join(victim, 'tools/gdb/secret.py'), 'victim\n')
+  fs.symlinkSync(victim, path.join(src, 'link')) // the tree itself
+  write(path.join(src, 'tree/.gdbinit'), 'mine\n')
+  fs.symlinkSync(path.join(victim, 'tools'), path.join(src, 'tree/tools')) // a directory on the way
+  reachable(src)
+  const json = { files: { [path.join(src, 'link')]: ['a.c'], [path.join(src, 'tree')]: ['b.c'] } }
+  const f = fakeSys({ ...HOST, answer: sourcesAnswer(json) })
+  assert.equal(await main(['package-build', t, '--copy-sources', src], f.sys), 0, f.err.join('\n'))
+  const sub = path.join(src, 'tree').replaceAll('/', '_')
+  assert.deepEqual(files(path.join(t, 'gdbinit')), ['.gdbinit', `${sub}/.gdbinit`])
 })
 
 test('--log LEVEL:FILE: RUST_LOG for both containers (error without it), a new file; refused when taken or malformed', async () => {
@@ -191,6 +247,9 @@ test('--log LEVEL:FILE: RUST_LOG for both containers (error without it), a new f
   const before = fs.readFileSync('/etc/hostname', 'utf8')
   assert.equal(await main(['--log', `info:${d}/link.log`, 'only-build', t], fakeSys().sys), 2, 'never through a link')
   assert.equal(fs.readFileSync('/etc/hostname', 'utf8'), before)
+  const twice = fakeSys()
+  assert.equal(await main(['--log', `info:${d}/a.log`, '--log', `info:${d}/b.log`, 'only-build', t], twice.sys), 2)
+  assert.deepEqual(twice.err, ['pernosco: --log may be given once'])
   for (const bad of ['debug', 'verbose:/tmp/x.log', 'debug:x.log']) {
     const h = fakeSys()
     assert.equal(await main(['--log', bad, 'only-build', t], h.sys), 2)
