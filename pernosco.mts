@@ -680,27 +680,47 @@ export function debugCopies(json: string, copySources: string[], exists = isFile
 const isFile = (p: string) => attempt(() => fs.statSync(p).isFile()) ?? false
 const checkFile = (p: string, what: string) =>
   (path.isAbsolute(p) && isFile(p) ? p : fail(`${what}: ${JSON.stringify(p)} is not an absolute file path`))
+/** As root, `f` runs with the containers' user's rights (effective uid and gid, no supplementary group):
+ * whatever it does by name, through a link another process of that user swaps in meanwhile included, that
+ * user could do alone. Synchronous only: nothing else of ours runs meanwhile. */
+function withUser<T>(r: Run, f: () => T): T {
+  if (r.sys.uid !== 0) return f()
+  const groups = process.getgroups!()
+  process.setgroups!([])
+  process.setegid!(runAs(r)[1])
+  process.seteuid!(runAs(r)[0])
+  try {
+    return f()
+  } catch (e) {
+    const denied = (e as NodeJS.ErrnoException).code === 'EACCES'
+    throw denied ? new UserError(`${(e as Error).message}: as root, this is done as uid ${runAs(r)[0]}`) : e
+  } finally {
+    process.seteuid!(0)
+    process.setegid!(0)
+    process.setgroups!(groups)
+  }
+}
 /** `to` in the trace, anew: each directory on the way made or checked by entry() (no link followed), the
  * data written by `fill` (it returns why not, if not) into a new name (O_EXCL) and renamed over whatever is
- * at `to` (a file or a link, never through one; a directory there goes). As root, what it makes is the
- * containers' user's (openNew). */
+ * at `to` (a file or a link, never through one; a directory there goes). As root, every step by name runs
+ * withUser, and what it makes is that user's; only `fill` (a spawn, as that user) runs as root. */
 function placeIn(r: Run, trace: string, to: string, fill: (fd: number) => string | undefined) {
-  let dir = trace
-  for (const part of path.dirname(to).split('/')) {
-    const st = entry(dir, part)
-    dir = path.join(dir, part)
-    if (st && !st.isDirectory()) fail(`trace: ${dir} is not a directory`)
-    if (!st) fs.mkdirSync(dir, { mode: 0o755 })
-    if (!st && r.sys.uid === 0) fs.lchownSync(dir, ...runAs(r))
-  }
   const dest = path.join(trace, to)
-  if (fs.lstatSync(dest, { throwIfNoEntry: false })?.isDirectory()) fs.rmSync(dest, { recursive: true })
-  const tmp = path.join(dir, `.pernosco-${crypto.randomBytes(6).toString('hex')}`)
-  const fd = openNew(r, tmp, 0o444)
+  const [tmp, fd] = withUser(r, () => {
+    let dir = trace
+    for (const part of path.dirname(to).split('/')) {
+      const st = entry(dir, part)
+      dir = path.join(dir, part)
+      if (st && !st.isDirectory()) fail(`trace: ${dir} is not a directory`)
+      if (!st) fs.mkdirSync(dir, { mode: 0o755 })
+    }
+    if (fs.lstatSync(dest, { throwIfNoEntry: false })?.isDirectory()) fs.rmSync(dest, { recursive: true })
+    const name = path.join(dir, `.pernosco-${crypto.randomBytes(6).toString('hex')}`)
+    return [name, openNew(r, name, 0o444)] as const
+  })
   const why = fill(fd)
   fs.closeSync(fd)
-  if (why === undefined) return fs.renameSync(tmp, dest)
-  fs.unlinkSync(tmp)
+  withUser(r, () => (why === undefined ? fs.renameSync(tmp, dest) : fs.unlinkSync(tmp)))
   return why
 }
 /** `text` into the trace at `to`; a dry run says so. */

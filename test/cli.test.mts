@@ -10,7 +10,7 @@ import http from 'node:http'
 import net from 'node:net'
 import chalk from 'chalk'
 import { main, quote, realSys, BRIDGE, BUILT, SOURCES_FALLBACK, LIBTHREAD_DB, SECCOMP, type Result } from '../pernosco.mts'
-import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT, ownTmpDirs, READ_ONLY } from './helpers.mts'
+import { fakeSys, tmpdir, traceDir, fakeBridge, ROOT, ownTmpDirs, READ_ONLY, forUser } from './helpers.mts'
 
 const IMG = '{"images":{"builder":"localhost/b:1","server":"localhost/s:1"}}'
 
@@ -363,11 +363,16 @@ test('run through a symlink to the file (~/bin/pernosco), it runs (issue 16: it 
 })
 
 test('package-build as root (through sudo): what it writes into the trace is the containers\' user\'s, so that user can remove it', { skip: process.getuid!() !== 0 && 'needs root (chown)' }, async () => {
-  const f = fakeSys({ uid: 0 }), t = traceDir()
+  const f = fakeSys({ uid: 0 }), t = forUser(traceDir())
   assert.equal(await main(['package-build', t, '--skip-rr'], f.sys), 0)
   const owned = (p: string) => { const st = fs.lstatSync(path.join(t, p)); return `${st.uid}:${st.gid}` }
   assert.equal(owned('sources.fallback'), '1000:1000')
   if (LIBTHREAD_DB.some(l => fs.existsSync(l))) assert.deepEqual([owned('files.system-debuginfo'), owned('files.system-debuginfo/libthread_db.so')], ['1000:1000', '1000:1000'])
+  // Issue 31's attack: as root the writes are done with that user's rights, so a trace it cannot reach is one line.
+  const g = fakeSys({ uid: 0 }), u = traceDir()
+  assert.equal(await main(['package-build', u, '--skip-rr'], g.sys), 2)
+  assert.match(g.err.join('\n'), /^pernosco: EACCES: permission denied, .*: as root, this is done as uid 1000$/)
+  assert.equal(process.geteuid!(), 0, 'and root again afterwards')
 })
 
 test('rr pack failing stops the build with its code', async () => {

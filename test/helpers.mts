@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import net from 'node:net'
+import { spawnSync } from 'node:child_process'
 import http from 'node:http'
 import { BUILT, type Bridge, type Result, type Sys, type Io } from '../pernosco.mts'
 
@@ -83,6 +84,13 @@ process.on('exit', cleanUp)
 
 export interface Fake { sys: Sys; calls: string[][]; out: string[]; err: string[]; fire(): void; dir: string; ios: (Io | undefined)[] }
 
+/** As root, a trace the containers' user (uid 1000 through sudo) may reach and write: package-build writes
+ * into it with that user's rights (issue 31's attack). */
+export function forUser(t: string): string {
+  spawnSync('chown', ['-R', '1000:1000', t])
+  fs.chmodSync(path.dirname(t), 0o711)
+  return t
+}
 /** A host with podman, docker and rr on PATH, perf_event_paranoid = paranoid, and answers per argv[1]. */
 export function fakeSys(opts: { uid?: number; sudo?: boolean; paranoid?: string; answer?: (argv: readonly string[]) => Result | Promise<Result> | undefined; warn?: (argv: readonly string[]) => string | undefined; path?: string[]; bridge?: (argv: readonly string[]) => Bridge } = {}): Fake {
   const dir = tmpdir(), bin = path.join(dir, 'bin'), proc = path.join(dir, 'proc')

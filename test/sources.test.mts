@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { main, debugCopies } from '../pernosco.mts'
-import { fakeSys, tmpdir, traceDir, READ_ONLY } from './helpers.mts'
+import { fakeSys, tmpdir, traceDir, READ_ONLY, forUser } from './helpers.mts'
 
 const ELF = (tag: string) => Buffer.concat([Buffer.from('\x7fELF', 'latin1'), Buffer.from(tag)])
 /** A DWO id above 2^53: a JavaScript number would round it (rr prints it as a bare 64-bit integer). */
@@ -171,8 +171,8 @@ test('issue 27: ids that are not hex or decimal never name a file: a build-id `.
 })
 
 test('issue 27: as root, package-build copies only what the containers\' user may read (cat runs as that user, no supplementary group), never root\'s files', { skip: process.getuid!() !== 0 && 'needs root' }, async () => {
-  const t = traceDir(), d = tmpdir()
-  spawnSync('chown', ['-R', '1000:1000', t]); fs.chmodSync(d, 0o755)
+  const t = forUser(traceDir()), d = tmpdir()
+  fs.chmodSync(d, 0o755)
   fs.writeFileSync(path.join(d, 'shadow'), ELF('root:secret'), { mode: 0o600 }) // root's, like /etc/shadow
   fs.writeFileSync(path.join(d, 'group-only'), ELF('disk group'), { mode: 0o640 }); fs.chownSync(path.join(d, 'group-only'), 0, 6) // group disk
   fs.writeFileSync(path.join(d, 'public.dwo'), ELF('dwo'), { mode: 0o644 })
