@@ -499,7 +499,8 @@ export function verify(flags: readonly string[], c: Ctx, i: Inspect, img: Image)
 function runAs(r: Run): [number, number] {
   if (r.sys.uid !== 0) return [r.sys.uid, r.sys.gid]
   const sudo = `${r.sys.env.SUDO_UID}:${r.sys.env.SUDO_GID}`
-  const spec = r.cfg.user ?? (/^[1-9]\d*:[1-9]\d*$/.test(sudo) ? sudo : undefined)
+  // At most 9 digits: 4294967295 (-1) means "unchanged" to setresuid, and setpriv would keep root.
+  const spec = r.cfg.user ?? (/^[1-9]\d{0,8}:[1-9]\d{0,8}$/.test(sudo) ? sudo : undefined)
   if (spec) return spec.split(':').map(Number) as [number, number]
   return fail('as root, the containers still never run as root: run as yourself (rootless podman), with sudo '
     + '(they run as SUDO_UID), or set "user": "UID:GID" in a --config file')
@@ -676,6 +677,8 @@ export function debugCopies(json: string, copySources: string[], exists = isFile
     ...dwos.map(d => [d.full_path || path.join(d.comp_dir ?? '', d.name), dwo(d)]),
     ...mine.map(f => [f, `sources${f}`])] as [string, string][]
 }
+/** Whether `p` is `dir` or under it, by their text (give real paths). */
+const inside = (p: string, dir: string) => `${p}/`.startsWith(`${dir}/`)
 /** Only a regular file is read: a FIFO would hang the read, a device must not be read at all. */
 const isFile = (p: string) => attempt(() => fs.statSync(p).isFile()) ?? false
 const checkFile = (p: string, what: string) =>
@@ -686,14 +689,16 @@ const checkFile = (p: string, what: string) =>
 function withUser<T>(r: Run, f: () => T): T {
   if (r.sys.uid !== 0) return f()
   const groups = process.getgroups!()
-  process.setgroups!([])
-  process.setegid!(runAs(r)[1])
-  process.seteuid!(runAs(r)[0])
   try {
+    process.setgroups!([])
+    process.setegid!(runAs(r)[1])
+    process.seteuid!(runAs(r)[0])
     return f()
   } catch (e) {
-    const denied = (e as NodeJS.ErrnoException).code === 'EACCES'
-    throw denied ? new UserError(`${(e as Error).message}: as root, this is done as uid ${runAs(r)[0]}`) : e
+    // That user may not reach it, or a name changed under us: one line, as any refusal.
+    const code = (e as NodeJS.ErrnoException).code ?? ''
+    const refused = ['EACCES', 'ENOENT', 'ENOTDIR', 'ELOOP'].includes(code)
+    throw refused ? new UserError(`${(e as Error).message}: as root, this is done as uid ${runAs(r)[0]}`) : e
   } finally {
     process.seteuid!(0)
     process.setegid!(0)
@@ -730,13 +735,15 @@ function writeIn(r: Run, trace: string, to: string, text: string) {
 }
 /** `from` into the trace at `to`. `cat` reads it as you; as root, as the containers' user (asUser): never
  * what only root may read. */
-function copyIn(r: Run, trace: string, [from, to]: [string, string]) {
+function copyIn(r: Run, trace: string, [from, to]: [string, string], under?: string[]) {
   if (r.dry) return r.sys.out(`# would copy ${from} to ${path.join(trace, to)}`)
   const missing = `pernosco: ${JSON.stringify(from)}: missing or not a regular file, not copied`
   // Absolute only: a relative name (the DWARF's own) would be read from where you stand, ~/.aws say.
   const real = path.isAbsolute(from) ? attempt(() => fs.realpathSync(from)) ?? '' : ''
   const kernel = /^\/(proc|sys|dev)\//.test(real) // its files: /proc/self/environ would be cat's own
-  if (!isFile(real) || kernel) return r.sys.err(missing, 'yellow')
+  // A source only where its real path is under a directory you named: a link in it leads nowhere else.
+  const outside = under && !under.some(d => inside(real, d))
+  if (!isFile(real) || kernel || outside) return r.sys.err(missing, 'yellow')
   const why = placeIn(r, trace, to, fd => {
     const cat = spawnSync('cat', ['--', real], { stdio: ['ignore', fd, 'pipe'], env: {}, ...asUser(r) })
     // Debug info is ELF: whatever else a binary names (a key of yours, say) never lands in the trace.
@@ -788,7 +795,9 @@ async function packageBuild(r: Run, trace: string, build = false): Promise<numbe
   if (listed.code) fail(`\`rr sources\` failed (it needs rr >= 5.6${newer}): update rr, or pass --skip-rr`)
   const lib = LIBTHREAD_DB.filter(f => fs.existsSync(f)).slice(0, 1)
   const libCopy = lib.map((f): [string, string] => [f, 'files.system-debuginfo/libthread_db.so'])
-  for (const c of [...libCopy, ...debugCopies(listed.out, copy)]) copyIn(r, trace, c)
+  for (const c of [...libCopy, ...debugCopies(listed.out, copy)]) {
+    copyIn(r, trace, c, c[1].startsWith('sources/') ? copy : undefined)
+  }
   const json = JSON.parse(listed.out || '{}')
   const inits = Object.keys(json.files ?? {}).flatMap(repo => gdbinit(r, trace, repo, copy))
   const lines = inits.map(sub => `directory /trace/gdbinit/${sub}\nsource /trace/gdbinit/${sub}/.gdbinit\n`)
@@ -826,7 +835,6 @@ function gdbinit(r: Run, trace: string, repo: string, copy: string[]): string[] 
   const sub = repo.replaceAll('/', '_')
   // Only a tree under a directory you named, and in it only files no link leads out of: by real paths.
   const real = (p: string) => attempt(() => fs.realpathSync(p)) ?? ''
-  const inside = (p: string, dir: string) => `${p}/`.startsWith(`${dir}/`)
   const top = path.isAbsolute(repo) ? real(repo) : ''
   if (!/^[\w.+-]+$/.test(sub) || !copy.some(d => inside(top, d))) return []
   const find = ['find', '-P', ...GDB_PATHS.map(g => path.join(repo, g)), '-type', 'f', '-print0']
@@ -868,9 +876,10 @@ async function overlays(r: Run, trace: string, mirrors: string[], as: string[]) 
     const wanted = all.filter(([, list]) => Array.isArray(list) && list.some(id => ids.includes(id)))
     for (const [name] of wanted.sort()) {
       if (!/^[\w+-][\w.+-]*$/.test(name)) fail(`${mirror}: overlay ${JSON.stringify(name)} refused`)
-      // Nothing the trace has is replaced, and none of our own names (pernosco-built...) is made.
+      // Nothing the trace has is replaced, nor made what is ours to write: our marks (pernosco-built...),
+      // the source rules the builder reads (sources.fallback, sources.user), the printers gdb sources.
       const tar = ['tar', '-xJf', '-', '-C', trace, '--no-same-owner', '--no-same-permissions',
-        '--skip-old-files', '--exclude=pernosco-*']
+        '--skip-old-files', '--exclude=pernosco-*', '--exclude=sources.*', '--exclude=gdbinit']
       try {
         await piped(r, read(name), tar)
       } finally {

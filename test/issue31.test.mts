@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { main, COMMANDS } from '../pernosco.mts'
+import { main, COMMANDS, SOURCES_FALLBACK } from '../pernosco.mts'
 import { fakeSys, tmpdir, traceDir, ROOT } from './helpers.mts'
 
 const ROOT_USER = process.getuid!() === 0
@@ -173,7 +173,7 @@ test('--system-debuginfo: a hostile overlay (absolute names, .., a link out and 
   assert.equal(left, '', 'no link, FIFO or setuid file left in the trace')
   // GNU tar refuses the `..` member, so it exits 2: package-build stops with one line that says so
   assert.equal(code, 2, f.err.join('\n'))
-  assert.match(f.err.at(-1)!, /^pernosco: dd if=.*evil\.tar\.xz iflag=nofollow,nonblock bs=1M status=none \| tar -xJf - -C .* --no-same-owner --no-same-permissions --skip-old-files '--exclude=pernosco-\*' failed \(0,2\): /)
+  assert.match(f.err.at(-1)!, /^pernosco: dd if=.*evil\.tar\.xz iflag=nofollow,nonblock bs=1M status=none \| tar -xJf - -C .* --no-same-owner --no-same-permissions --skip-old-files '--exclude=pernosco-\*' '--exclude=sources\.\*' --exclude=gdbinit failed \(0,2\): /)
 })
 
 // The attack on these (a helper's, before landing): each of its breaks, now refused.
@@ -181,7 +181,8 @@ test('--system-debuginfo, the attack\'s breaks: a link already in the trace, a m
   const mirror = tmpdir(), t = traceDir(false), canary = reachable(tmpdir(), true)
   fs.writeFileSync(path.join(t, 'mmap_pack_1_libc.so.6'), 'the recording\n')
   fs.symlinkSync(path.relative(t, canary), path.join(t, 'out')) // planted before package-build: ../../canary
-  overlay(mirror, 'a.tar.xz', { 'out/pwned': 'through a link\n', 'pernosco-built': 'planted\n', 'mmap_pack_1_libc.so.6': 'REPLACED\n', 'usr/lib/debug/x.debug': 'ok\n' })
+  overlay(mirror, 'a.tar.xz', { 'out/pwned': 'through a link\n', 'pernosco-built': 'planted\n', 'mmap_pack_1_libc.so.6': 'REPLACED\n', 'usr/lib/debug/x.debug': 'ok\n',
+    'sources.user': '[{"overrideCompDir":"/etc"}]', 'sources.fallback': '[{"files":[{"url":"https://attacker.example/"}]}]', 'gdbinit/.gdbinit': 'python import os\n' })
   overlay(mirror, 'b.tar.xz', { 'b.txt': 'for every trace?\n' })
   manifest(mirror, { 'a.tar.xz': ['abcdef'], 'b.tar.xz': [''] })
   reachable(mirror)
@@ -192,6 +193,8 @@ test('--system-debuginfo, the attack\'s breaks: a link already in the trace, a m
   assert.ok(f.err.some(l => /^pernosco: after rr pack: removed out \(type l/.test(l)), f.err.join('\n'))
   assert.equal(fs.readFileSync(path.join(t, 'mmap_pack_1_libc.so.6'), 'utf8'), 'the recording\n', 'nothing of the trace is replaced')
   assert.ok(!fs.existsSync(path.join(t, 'pernosco-built')), 'none of our own names is made')
+  assert.equal(fs.readFileSync(path.join(t, 'sources.fallback'), 'utf8'), SOURCES_FALLBACK, 'nor the rules the builder reads (the second attack)')
+  assert.ok(!fs.existsSync(path.join(t, 'sources.user')) && !fs.existsSync(path.join(t, 'gdbinit')), 'nor the printers gdb sources')
   assert.equal(fs.readFileSync(path.join(t, 'usr/lib/debug/x.debug'), 'utf8'), 'ok\n')
   assert.ok(!fs.existsSync(path.join(t, 'b.txt')), 'an empty build-id matches nothing')
   // A mirror file that is a link (to a file of yours), a FIFO (it would hang a read), junk that is not xz.
@@ -215,6 +218,35 @@ test('--system-debuginfo, the attack\'s breaks: a link already in the trace, a m
     assert.match(g.err.at(-1)!, msg)
     assert.ok(!fs.existsSync(path.join(u, 'secret.txt')), name)
   }
+})
+
+test('sources (the second attack): a source file or directory under --copy-sources that is a link to elsewhere is not copied', async () => {
+  const src = reachable(tmpdir()), home = reachable(tmpdir()), t = reachable(traceDir(false), true)
+  write(path.join(home, 'id_rsa'), 'PRIVATE KEY\n')
+  write(path.join(src, 'repo/main.c'), 'int main;\n')
+  fs.symlinkSync(path.join(home, 'id_rsa'), path.join(src, 'repo/config.h'))
+  fs.symlinkSync(home, path.join(src, 'repo/vendor'))
+  reachable(src)
+  reachable(home)
+  const json = { files: { [path.join(src, 'repo')]: ['main.c', 'config.h', 'vendor/id_rsa'] } }
+  const f = fakeSys({ ...HOST, answer: sourcesAnswer(json) })
+  assert.equal(await main(['package-build', t, '--copy-sources', src], f.sys), 0, f.err.join('\n'))
+  assert.deepEqual(files(path.join(t, 'sources')), [path.join(src, 'repo/main.c').slice(1)])
+  assert.equal(f.err.filter(l => /missing or not a regular file, not copied$/.test(l)).length, 2, f.err.join('\n'))
+})
+
+test('as root, a sudo user id that setresuid reads as "unchanged" (4294967295) is refused, never run as root', async () => {
+  const f = fakeSys({ uid: 0, sudo: false })
+  f.sys.env.SUDO_UID = '4294967295'
+  f.sys.env.SUDO_GID = '4294967295'
+  assert.equal(await main(['package-build', traceDir(false)], f.sys), 2)
+  assert.match(f.err[0], /^pernosco: as root, the containers still never run as root/)
+  assert.deepEqual(f.calls, [])
+  const d = tmpdir()
+  fs.writeFileSync(path.join(d, 'c.json'), JSON.stringify({ user: '1000:4294967295' }))
+  const g = fakeSys({ uid: 0 })
+  assert.equal(await main(['package-build', traceDir(false), '--config', path.join(d, 'c.json')], g.sys), 2)
+  assert.match(g.err[0], /\/user "1000:4294967295" is not allowed \(.*at most 9 digits/)
 })
 
 test('printers: a tree or a printer directory that is a link out of what you named is not copied', async () => {
