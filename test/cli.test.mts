@@ -481,7 +481,7 @@ test('root: containers never run as uid 0; config.user, else the user sudo came 
     fs.writeFileSync(cfg, JSON.stringify({ user: bad }))
     const f = fakeSys({ uid: 0 })
     assert.equal(await main(['only-build', traceDir(), '--config', cfg], f.sys), 2, bad)
-    assert.match(f.err[0], new RegExp(`/user ${JSON.stringify(bad)} is not allowed \\(.*two numbers above 0, e\\.g\\. "1000:1000"`))
+    assert.match(f.err[0], new RegExp(`/user ${JSON.stringify(bad)} is not allowed \\(.*two numbers above 0 of at most 9 digits, e\\.g\\. "1000:1000"`))
   }
   assert.deepEqual(ownTmpDirs().filter(d => !before.includes(d)), [], 'a refusal leaves no temp dir')
 })
