@@ -298,6 +298,8 @@ for (const size of [1_000, 10_000, 100_000]) {
     fs.mkdirSync(t)
     fs.chmodSync(path.dirname(t), 0o711) // as root, package-build and the clean-up run as the containers' user
     for (let d = 0; d < size / 1000; d++) { fs.mkdirSync(path.join(t, `d${d}`)); for (let f = 0; f < 1000; f++) fs.writeFileSync(path.join(t, `d${d}`, `f${f}`), '') }
+    // As root, package-build writes into the trace with the containers' user's rights (issue 31): it is theirs.
+    if (process.getuid!() === 0) spawnSync('chown', ['-R', '65534:65534', t])
     const ours: number[] = [], ref: number[] = [], post: number[] = [], clean: number[] = [], walkPost: number[] = [], walkClean: number[] = []
     /** The walk find replaced, as it ran then: in-process, as us. */
     const walked = () => {
