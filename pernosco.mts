@@ -709,7 +709,7 @@ function withUser<T>(r: Run, f: () => T): T {
  * data written by `fill` (it returns why not, if not) into a new name (O_EXCL) and renamed over whatever is
  * at `to` (a file or a link, never through one; a directory there goes). As root, every step by name runs
  * withUser, and what it makes is that user's; only `fill` (a spawn, as that user) runs as root. */
-function placeIn(r: Run, trace: string, to: string, fill: (fd: number) => string | undefined) {
+function placeIn(r: Run, trace: string, to: string, fill: (fd: number) => string | undefined, mode = 0o444) {
   const dest = path.join(trace, to)
   const [tmp, fd] = withUser(r, () => {
     let dir = trace
@@ -721,7 +721,7 @@ function placeIn(r: Run, trace: string, to: string, fill: (fd: number) => string
     }
     if (fs.lstatSync(dest, { throwIfNoEntry: false })?.isDirectory()) fs.rmSync(dest, { recursive: true })
     const name = path.join(dir, `.pernosco-${crypto.randomBytes(6).toString('hex')}`)
-    return [name, openNew(r, name, 0o444)] as const
+    return [name, openNew(r, name, mode)] as const
   })
   const why = fill(fd)
   fs.closeSync(fd)
@@ -731,7 +731,7 @@ function placeIn(r: Run, trace: string, to: string, fill: (fd: number) => string
 /** `text` into the trace at `to`; a dry run says so. */
 function writeIn(r: Run, trace: string, to: string, text: string) {
   if (r.dry) return r.sys.out(`# would write ${path.join(trace, to)}`)
-  placeIn(r, trace, to, fd => void fs.writeSync(fd, text))
+  placeIn(r, trace, to, fd => void fs.writeSync(fd, text), 0o644) // a text of ours: yours to edit
 }
 /** `from` into the trace at `to`. `cat` reads it as you; as root, as the containers' user (asUser): never
  * what only root may read. */
